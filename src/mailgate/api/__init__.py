@@ -1,0 +1,1 @@
+"""HTTP surfaces: one package per API document, all over the same services."""

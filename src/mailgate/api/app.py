@@ -1,0 +1,143 @@
+"""``create_app(settings)``: every surface mounted on one FastAPI app over one domain."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from sqlalchemy import text
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mailgate import __version__
+from mailgate.api import backoffice, docspace, mailsage, native, smtp2go
+from mailgate.api.context import AppContext
+from mailgate.api.problems import as_mailgate_error, describe
+from mailgate.api.surface import Surface
+from mailgate.config import Settings
+from mailgate.errors import MailgateError
+from mailgate.i18n import negotiate
+from mailgate.security.rate_limit import KeyRateLimiter, RateState
+from mailgate.security.secrets_box import SecretBox
+from mailgate.services.smtp_test_jobs import SmtpTestRunner
+from mailgate.store.db import Database, migrate
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger(__name__)
+
+# Longest prefix first: MailSage's /api/v1/smtp/configs sits inside the native /api/v1.
+SURFACES: tuple[Surface, ...] = tuple(
+    sorted(
+        (mailsage.surface, native.surface, backoffice.surface, docspace.surface, smtp2go.surface),
+        key=lambda s: len(s.prefix),
+        reverse=True,
+    )
+)
+
+
+def surface_for(path: str) -> Surface:
+    for surface in SURFACES:
+        if path == surface.prefix or path.startswith(surface.prefix + "/"):
+            return surface
+    return native.surface
+
+
+class RequestContextMiddleware:
+    """Gives each request an id and echoes it, plus the key's rate-limit state, as headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = "req_" + secrets.token_hex(12)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                rate: RateState | None = state.get("rate_limit")
+                if rate is not None:
+                    headers += [
+                        (b"x-ratelimit-limit", str(rate.limit).encode()),
+                        (b"x-ratelimit-remaining", str(rate.remaining).encode()),
+                        (b"x-ratelimit-reset", str(rate.reset_at).encode()),
+                    ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def render_error(request: Request, exc: Exception) -> Response:
+    error = as_mailgate_error(exc)
+    if type(error) is MailgateError:
+        log.error("unhandled error", path=request.url.path, error_type=type(exc).__name__)
+    problem = describe(error, negotiate(request.headers.get("accept-language")))
+    response = surface_for(request.url.path).render_error(request, problem)
+    if problem.retry_after is not None:
+        response.headers["Retry-After"] = str(problem.retry_after)
+    return response
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.effective_database_url
+        if run_migrations:
+            await asyncio.to_thread(migrate, url)
+        database = Database(url)
+        box = SecretBox(settings.secret_keys())
+        ctx = AppContext(
+            settings=settings,
+            database=database,
+            box=box,
+            rate_limiter=KeyRateLimiter(settings.api_rate_limit, settings.redis_url),
+            smtp_tests=SmtpTestRunner(database, box, settings),
+        )
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await ctx.smtp_tests.close()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Mailgate",
+        version=__version__,
+        description=(
+            "Self-hosted outbound email gateway. One domain behind five API surfaces: native "
+            "`/api/v1`, MailSage `/api/v1/smtp/configs`, Back Office `/api/v2/mail/providers`, "
+            "DocSpace `/api/2.0/smtpsettings/smtp` and SMTP2GO `/v3`."
+        ),
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    for surface in SURFACES:
+        app.include_router(surface.router)
+    for exc_type in (MailgateError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(exc_type, render_error)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=True)
+    async def healthz(request: Request) -> JSONResponse:
+        """Liveness and database reachability."""
+        ctx: AppContext = request.app.state.ctx
+        async with ctx.database.session() as session:
+            await session.execute(text("SELECT 1"))
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app

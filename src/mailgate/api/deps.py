@@ -1,0 +1,71 @@
+"""Annotated dependencies shared by every surface: context, session, language, principal."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailgate.api.context import AppContext
+from mailgate.api.surface import KeyExtractor
+from mailgate.errors import PermissionDenied
+from mailgate.i18n import negotiate
+from mailgate.services.accounts import Principal, authenticate
+
+__all__ = [
+    "CtxDep",
+    "LanguageDep",
+    "SessionDep",
+    "bearer_or_header_key",
+    "require",
+]
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]
+
+
+async def get_session(ctx: CtxDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_language(request: Request) -> str:
+    return negotiate(request.headers.get("accept-language"))
+
+
+LanguageDep = Annotated[str, Depends(get_language)]
+
+
+async def bearer_or_header_key(request: Request) -> str | None:
+    """``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def require(
+    permission: str, key_from: KeyExtractor = bearer_or_header_key
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: authenticate the key, count it against its rate limit, check ``permission``."""
+
+    async def dependency(request: Request, ctx: CtxDep, session: SessionDep) -> Principal:
+        principal = await authenticate(session=session, presented=await key_from(request))
+        state = await ctx.rate_limiter.hit("api-key", principal.key_prefix)
+        request.state.rate_limit = state
+        if permission not in principal.permissions:
+            raise PermissionDenied(permission=permission)
+        return principal
+
+    return dependency

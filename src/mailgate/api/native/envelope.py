@@ -1,0 +1,87 @@
+"""The native success envelope, and Idempotency-Key handling for every native write."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from starlette.responses import Response
+
+from mailgate.api.deps import SessionDep
+from mailgate.api.native.errors import request_id
+from mailgate.errors import Invalid
+from mailgate.services.accounts import Principal
+from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
+
+__all__ = ["Idempotency", "envelope", "json_response"]
+
+
+def envelope(request: Request, data: Any, **extra: Any) -> dict[str, Any]:
+    return {"ok": True, "meta": {"request_id": request_id(request)}, "data": data, **extra}
+
+
+def json_response(body: dict[str, Any], status_code: int = 200) -> Response:
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(raw, status_code=status_code, media_type="application/json")
+
+
+class Idempotency:
+    """Replays the first answer to a write made with the same ``Idempotency-Key``.
+
+    Each write route ends with ``return await idempotency.respond(status, produce)``.
+    """
+
+    def __init__(self, request: Request, session: SessionDep, key: str | None) -> None:
+        self.request = request
+        self.session = session
+        self.key = key
+
+    async def respond(
+        self,
+        principal: Principal,
+        status_code: int,
+        produce: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> Response:
+        if not self.key:
+            return json_response(await produce(), status_code)
+        endpoint = f"{self.request.method} {self.request.url.path}"
+        request_hash = fingerprint(self.request.method, endpoint, await self.request.body())
+        stored = await recall(
+            session=self.session,
+            account_id=principal.account_id,
+            endpoint=endpoint,
+            key=self.key,
+            request_hash=request_hash,
+        )
+        if stored is not None:
+            response = Response(stored.body, stored.status_code, media_type="application/json")
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        response = json_response(await produce(), status_code)
+        await remember(
+            session=self.session,
+            account_id=principal.account_id,
+            endpoint=endpoint,
+            key=self.key,
+            request_hash=request_hash,
+            response=StoredResponse(status_code, bytes(response.body)),
+        )
+        return response
+
+
+def get_idempotency(
+    request: Request,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Client-chosen key (max 255) to retry a write safely for 24 h."),
+    ] = None,
+) -> Idempotency:
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise Invalid.field("Idempotency-Key", "Must be 1 to 255 characters long.")
+    return Idempotency(request, session, idempotency_key)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

@@ -1,0 +1,159 @@
+"""The ``mailgate`` command."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from mailgate import __version__
+from mailgate.config import Settings
+from mailgate.domain import Permission
+from mailgate.errors import MailgateError
+from mailgate.services import accounts
+from mailgate.store.db import Database, migrate
+
+app = typer.Typer(help="Mailgate: a self-hosted outbound email gateway.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys of the root account.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = Database(settings.effective_database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    migrate(settings.effective_database_url)
+    try:
+        return asyncio.run(run())
+    except MailgateError as exc:
+        err.print(f"[red]error:[/red] {exc.message.format(**exc.params)}")
+        raise typer.Exit(2) from exc
+
+
+def _bootstrap(settings: Settings) -> None:
+    """Create the root account on an empty database and show its key exactly once."""
+
+    async def work(database: Database) -> str | None:
+        async with database.session() as session:
+            _, plaintext = await accounts.bootstrap_root(session=session, email=settings.root_email)
+            return plaintext
+
+    plaintext = _with_database(settings, work)
+    if plaintext:
+        out.print("[bold green]Created the root account.[/bold green] Its API key, shown once:")
+        out.print(f"\n    [bold]{plaintext}[/bold]\n", highlight=False)
+        out.print("Keep it safe: only its hash is stored. More keys: `mailgate keys create`.")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+@app.command(name="migrate")
+def migrate_command() -> None:
+    """Apply database migrations (also done by `serve`)."""
+    settings = Settings()
+    migrate(settings.effective_database_url)
+    err.print("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (MAILGATE_HTTP_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (MAILGATE_HTTP_PORT).")] = None,
+) -> None:
+    """Migrate, create the root account if needed, and serve every API surface."""
+    from mailgate.api.app import create_app
+
+    settings = Settings()
+    _bootstrap(settings)
+    application = create_app(settings, run_migrations=False)
+    uvicorn.run(
+        application,
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A label for the key.")],
+    permission: Annotated[
+        list[str] | None,
+        typer.Option(help="Grant only this permission (repeatable). Default: all."),
+    ] = None,
+) -> None:
+    """Create a key for the root account; prints only the key on stdout."""
+    settings = Settings()
+
+    async def work(database: Database) -> str:
+        async with database.session() as session:
+            account = await accounts.root_account(session=session)
+            if account is None:
+                account = await accounts.create_account(
+                    session=session, name="root", email=settings.root_email, root=True
+                )
+            _, plaintext = await accounts.create_key(
+                session=session, account_id=account.id, name=name, permissions=permission or None
+            )
+            return plaintext
+
+    print(_with_database(settings, work))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys: prefix, name, permissions, state. Never the keys themselves."""
+    settings = Settings()
+
+    async def work(database: Database) -> Table:
+        async with database.session() as session:
+            table = Table("prefix", "name", "permissions", "created", "state")
+            for key in await accounts.list_keys(session=session):
+                table.add_row(
+                    key.prefix,
+                    key.name,
+                    " ".join(key.permissions),
+                    key.created_at.isoformat(timespec="seconds"),
+                    "revoked" if key.revoked_at else "active",
+                )
+            return table
+
+    out.print(_with_database(settings, work))
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. mg_1a2b3c4d.")]) -> None:
+    """Revoke a key by its prefix."""
+    settings = Settings()
+
+    async def work(database: Database) -> None:
+        async with database.session() as session:
+            await accounts.revoke_key(session=session, prefix=prefix)
+
+    _with_database(settings, work)
+    err.print(f"revoked {prefix}")
+
+
+@keys_app.command("permissions")
+def keys_permissions() -> None:
+    """List the permissions a key can hold."""
+    for permission in Permission:
+        print(permission.value)

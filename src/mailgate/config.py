@@ -1,0 +1,92 @@
+"""Settings: every ``MAILGATE_*`` environment variable, read once and passed down."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+SECRET_KEY_FILE = "secret.key"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Build it once (``Settings()``) in ``main``/``create_app``."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and keys live.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; empty means sqlite+aiosqlite:///<data_dir>/mailgate.db.",
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8025, ge=1, le=65535)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key material for secrets at rest; comma-separated to rotate "
+        "(first encrypts, all decrypt). Generated into <data_dir>/secret.key when unset.",
+    )
+    redis_url: str | None = Field(default=None, description="Shares rate limits across nodes.")
+    api_rate_limit: str = Field(default="600/minute", description="Per API key, `limits` syntax.")
+    max_request_bytes: int = Field(
+        default=70 * 1024 * 1024, gt=0, description="Largest HTTP body accepted (413 above)."
+    )
+    root_email: str = Field(default="postmaster@example.com", description="Owner address of the root account.")
+    log_level: str = "info"
+    environment: Literal["development", "production"] = "development"
+
+    # Upstream SMTP connections (connection tests now, delivery later).
+    smtp_timeout: float = Field(default=15.0, gt=0, description="Seconds per SMTP step.")
+    smtp_ca_bundle: Path | None = Field(default=None, description="Extra CA bundle (PEM) to trust.")
+    smtp_helo_name: str | None = Field(default=None, description="EHLO name; default: host name.")
+
+    # DocSpace "reset to defaults" returns these installation settings.
+    docspace_default_host: str = ""
+    docspace_default_port: int = Field(default=25, ge=1, le=65535)
+    docspace_default_sender_address: str = ""
+    docspace_default_sender_display_name: str = "Mailgate"
+    docspace_default_enable_ssl: bool = False
+    docspace_default_enable_auth: bool = False
+    docspace_default_username: str = ""
+    docspace_default_password: SecretStr | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'mailgate.db'}"
+
+    def secret_keys(self) -> list[str]:
+        """The secret-key material, newest first, creating the key file once if needed."""
+        if self.secret_key is not None:
+            raw = self.secret_key.get_secret_value()
+        else:
+            raw = self._key_file()
+        keys = [part.strip() for part in raw.split(",") if part.strip()]
+        if not keys:
+            raise ValueError("MAILGATE_SECRET_KEY is empty")
+        return keys
+
+    def _key_file(self) -> str:
+        path = self.data_dir / SECRET_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        # O_EXCL: two processes starting at once must not write two different keys.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key

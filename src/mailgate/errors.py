@@ -1,0 +1,138 @@
+"""The domain error tree. Services raise these; each API surface renders them.
+
+    MailgateError
+    ├── Invalid(issues)              bad input: one or more (field, message) issues
+    │   └── PayloadTooLarge          a body or field over its size limit
+    ├── NotFound                     an id that does not exist for this account (LookupError)
+    ├── Conflict                     the request clashes with stored state
+    │   └── IdempotencyConflict      same Idempotency-Key, different request
+    ├── Unauthenticated              no key, or a key that is unknown or revoked
+    ├── PermissionDenied             the key lacks a permission
+    ├── RateLimited(retry_after)     too many requests for this key
+    └── SmtpError                    an upstream SMTP server said no (connection test, delivery)
+        ├── SmtpConnectionError      DNS, refused, reset, timeout
+        ├── SmtpTlsError             handshake or certificate failure
+        ├── SmtpAuthError            AUTH rejected (535 ...) or no usable mechanism
+        └── SmtpRejected(smtp_code)  MAIL / RCPT / DATA refused
+
+Messages are English msgids with ``{name}`` placeholders; surfaces translate them
+with :func:`mailgate.i18n.translate` for the caller's language, then format them
+with ``params``. Never put a secret in a message or a param.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "IdempotencyConflict",
+    "Invalid",
+    "Issue",
+    "MailgateError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "RateLimited",
+    "SmtpAuthError",
+    "SmtpConnectionError",
+    "SmtpError",
+    "SmtpRejected",
+    "SmtpTlsError",
+    "Unauthenticated",
+]
+
+
+class MailgateError(Exception):
+    """Root of every error a service raises on purpose."""
+
+    message: str = "The request failed."
+
+    def __init__(self, message: str | None = None, **params: Any) -> None:
+        self.message = message or type(self).message
+        self.params: Mapping[str, Any] = params
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem with one input field. ``field`` is a dot path in the caller's names."""
+
+    field: str
+    message: str
+    code: str = "invalid"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Invalid(MailgateError, ValueError):
+    message = "The request is not valid."
+
+    def __init__(self, issues: Sequence[Issue] | Issue, message: str | None = None) -> None:
+        self.issues: tuple[Issue, ...] = (issues,) if isinstance(issues, Issue) else tuple(issues)
+        super().__init__(message)
+
+    @classmethod
+    def field(cls, name: str, message: str, code: str = "invalid", **params: Any) -> Invalid:
+        return cls(Issue(name, message, code, params))
+
+
+class PayloadTooLarge(Invalid):
+    message = "The request body is too large."
+
+
+class NotFound(MailgateError, LookupError):
+    message = "No such resource."
+
+
+class Conflict(MailgateError):
+    message = "The request conflicts with the current state."
+
+
+class IdempotencyConflict(Conflict):
+    message = "This Idempotency-Key was already used with a different request."
+
+
+class Unauthenticated(MailgateError):
+    message = "A valid API key is required."
+
+
+class PermissionDenied(MailgateError, PermissionError):
+    message = "This API key lacks the permission {permission}."
+
+
+class RateLimited(MailgateError):
+    message = "Rate limit exceeded. Retry in {retry_after} seconds."
+
+    def __init__(self, retry_after: int, limit: int = 0, message: str | None = None) -> None:
+        self.retry_after = max(1, retry_after)
+        self.limit = limit
+        super().__init__(message, retry_after=self.retry_after)
+
+
+class SmtpError(MailgateError):
+    """An upstream SMTP server failed us. ``detail`` is the server's words, secret-free."""
+
+    message = "The SMTP server failed: {detail}"
+
+    def __init__(self, detail: str, smtp_code: int | None = None, message: str | None = None) -> None:
+        self.detail = detail
+        self.smtp_code = smtp_code
+        super().__init__(message, detail=detail)
+
+
+class SmtpConnectionError(SmtpError):
+    message = "Could not connect to the SMTP server: {detail}"
+
+
+class SmtpTlsError(SmtpError):
+    message = "TLS with the SMTP server failed: {detail}"
+
+
+class SmtpAuthError(SmtpError):
+    message = "SMTP authentication failed: {detail}"
+
+
+class SmtpRejected(SmtpError):
+    message = "The SMTP server rejected the message: {detail}"

@@ -1,0 +1,1 @@
+"""API-key hashing, secret encryption at rest, and per-key rate limits."""

@@ -1,0 +1,47 @@
+"""Per-API-key request limits with the ``limits`` library (memory, or Redis across nodes)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from mailgate.errors import RateLimited
+
+__all__ = ["KeyRateLimiter", "RateState"]
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int
+    remaining: int
+    reset_at: int  # unix seconds
+
+
+class KeyRateLimiter:
+    def __init__(self, rate: str, redis_url: str | None = None, namespace: str = "mailgate") -> None:
+        self.item: RateLimitItem = parse(rate)
+        storage: Storage = (
+            storage_from_string(
+                f"async+{redis_url}", implementation="redispy", key_prefix=namespace
+            )
+            if redis_url
+            else MemoryStorage()
+        )
+        self.storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def hit(self, *identifiers: str) -> RateState:
+        """Count one request; raise RateLimited when the window is full."""
+        allowed = await self._limiter.hit(self.item, *identifiers)
+        stats = await self._limiter.get_window_stats(self.item, *identifiers)
+        state = RateState(self.item.amount, stats.remaining, math.ceil(stats.reset_time))
+        if not allowed:
+            raise RateLimited(retry_after=max(1, state.reset_at - int(time.time())),
+                              limit=state.limit)
+        return state

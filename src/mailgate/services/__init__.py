@@ -1,0 +1,1 @@
+"""Domain logic. No HTTP, no SMTP server code: surfaces call these functions."""

@@ -1,0 +1,1 @@
+"""Storage: table models, the engine and session factory, Alembic migrations."""

@@ -1,0 +1,291 @@
+"""Real upstream SMTP servers for tests, as pytest fixtures (``pytest_plugins = ["smtp_servers"]``).
+
+Each server is an aiosmtpd ``Controller`` with its own thread and event loop (the code under
+test runs on pytest's loop), listening on a pre-bound socket on 127.0.0.1 with a free port.
+TLS uses a throwaway trustme CA: pass ``tls_ca_bundle`` as the client's CA bundle.
+
+    smtp_plain          plaintext, no AUTH
+    smtp_starttls       STARTTLS offered and required; AUTH PLAIN/LOGIN required
+    smtp_implicit_tls   TLS from the first byte; AUTH PLAIN/LOGIN required
+    smtp_auth_plaintext plaintext; AUTH PLAIN/LOGIN offered without TLS
+    smtp_rejecting      plaintext, no AUTH; RCPT "*reject*" -> 550, "*defer*" -> 451
+    refused_port        a 127.0.0.1 port nothing listens on
+    stalled_server      (host, port) of a TCP server that accepts and never greets
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = [
+    "HOST",
+    "SMTP_PASSWORD",
+    "SMTP_USER",
+    "AuthAttempt",
+    "ReceivedMessage",
+    "SmtpServer",
+]
+
+HOST = "127.0.0.1"
+SMTP_USER = "mailer"
+SMTP_PASSWORD = "s3cret-pass"
+SERVER_NAME = "smtp.test"
+
+REJECTED_REPLY = "550 5.1.1 User unknown"
+DEFERRED_REPLY = "451 4.3.0 Try again later"
+AUTH_REQUIRED_REPLY = "530 5.7.0 Authentication required"
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One message as the upstream received it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    parsed: Message  # an email.message.EmailMessage (policy.default): headers decoded
+    tls: bool  # the session was encrypted (implicit TLS or after STARTTLS)
+    login: str | None  # the AUTH login name, None when not authenticated
+
+
+@dataclass(frozen=True)
+class AuthAttempt:
+    mechanism: str  # "PLAIN" / "LOGIN"
+    login: str
+    success: bool  # the password is deliberately not recorded
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    messages: list[ReceivedMessage] = field(default_factory=list)
+    auth_attempts: list[AuthAttempt] = field(default_factory=list)
+
+
+class _RecordingHandler:
+    """aiosmtpd handler: records AUTH attempts and every accepted message on ``server``.
+
+    ``require_auth`` refuses MAIL before AUTH. It stands in for aiosmtpd's ``auth_required``
+    on the implicit-TLS server: aiosmtpd only counts STARTTLS as TLS, so that server needs
+    ``auth_require_tls=False``, and ``auth_required`` with that emits a UserWarning.
+    """
+
+    def __init__(self, server: SmtpServer, *, require_auth: bool = False) -> None:
+        self.server = server
+        self.require_auth = require_auth
+
+    async def handle_MAIL(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.require_auth and not session.authenticated:
+            return AUTH_REQUIRED_REPLY
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        login = session.login_data
+        self.server.messages.append(
+            ReceivedMessage(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=list(envelope.rcpt_tos),
+                data=data,
+                parsed=email.message_from_bytes(data, policy=email.policy.default),
+                tls=_is_tls(smtp, session),
+                login=login.decode() if isinstance(login, bytes) else login,
+            )
+        )
+        return f"250 2.0.0 OK queued as {len(self.server.messages)}"
+
+    def authenticate(
+        self, smtp: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        login = auth_data.login.decode()
+        ok = login == SMTP_USER and auth_data.password.decode() == SMTP_PASSWORD
+        self.server.auth_attempts.append(AuthAttempt(mechanism, login, ok))
+        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+
+
+class _RejectingHandler(_RecordingHandler):
+    async def handle_RCPT(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if "reject" in address:
+            return REJECTED_REPLY
+        if "defer" in address:
+            return DEFERRED_REPLY
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def _is_tls(smtp: SMTP, session: Session) -> bool:
+    # session.ssl is only filled in after STARTTLS; the transport knows about implicit TLS
+    transport = smtp.transport
+    return session.ssl is not None or (
+        transport is not None and transport.get_extra_info("ssl_object") is not None
+    )
+
+
+class _BoundController(Controller):
+    """A Controller serving on a socket bound (port 0) before start: no free-port races."""
+
+    def __init__(self, handler: Any, *, listener: socket.socket, **kwargs: Any) -> None:
+        super().__init__(handler, hostname=HOST, port=listener.getsockname()[1], **kwargs)
+        self._listener = listener
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(
+            self._factory_invoker, sock=self._listener, ssl=self.ssl_context
+        )
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((HOST, 0))
+    sock.listen()
+    return sock
+
+
+
+
+@contextlib.contextmanager
+def _serving(
+    handler_class: type[_RecordingHandler] = _RecordingHandler,
+    *,
+    require_auth: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    **smtp_options: Any,
+) -> Iterator[SmtpServer]:
+    """Run an aiosmtpd server in its own thread for the length of the block."""
+    listener = _listener()
+    server = SmtpServer(HOST, listener.getsockname()[1])
+    handler = handler_class(server, require_auth=require_auth)
+    controller = _BoundController(
+        handler,
+        listener=listener,
+        ssl_context=ssl_context,  # implicit TLS; STARTTLS takes tls_context in smtp_options
+        server_hostname=SERVER_NAME,  # else aiosmtpd asks socket.getfqdn()
+        authenticator=handler.authenticate,
+        **smtp_options,
+    )
+    try:
+        controller.start()
+        yield server
+    finally:
+        controller.stop(no_assert=True)
+        listener.close()  # already closed by the server unless start() failed
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_ca_bundle(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PEM file of the test CA: the client's ``ca_bundle``."""
+    path = tmp_path_factory.mktemp("tls") / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tls_server_context(tls_ca: trustme.CA) -> ssl.SSLContext:
+    """Server side: a certificate for "localhost" and "127.0.0.1" signed by ``tls_ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def smtp_plain() -> Iterator[SmtpServer]:
+    """Plaintext, no STARTTLS, no AUTH: accepts any mail."""
+    with _serving() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_starttls(tls_server_context: ssl.SSLContext) -> Iterator[SmtpServer]:
+    """STARTTLS offered and required; then AUTH PLAIN/LOGIN (SMTP_USER/SMTP_PASSWORD) required."""
+    with _serving(
+        tls_context=tls_server_context, require_starttls=True, auth_required=True
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_implicit_tls(tls_server_context: ssl.SSLContext) -> Iterator[SmtpServer]:
+    """TLS from the first byte (SMTPS); AUTH PLAIN/LOGIN required."""
+    with _serving(
+        ssl_context=tls_server_context, require_auth=True, auth_require_tls=False
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_auth_plaintext() -> Iterator[SmtpServer]:
+    """Plaintext with AUTH PLAIN/LOGIN offered (not required); a wrong password gets 535."""
+    with _serving(auth_require_tls=False) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_rejecting() -> Iterator[SmtpServer]:
+    """Plaintext, no AUTH. RCPT with "reject" in it -> 550 5.1.1, with "defer" -> 451 4.3.0."""
+    with _serving(_RejectingHandler) as server:
+        yield server
+
+
+@pytest.fixture
+def refused_port() -> int:
+    """A port on 127.0.0.1 with nothing listening: connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def stalled_server() -> Iterator[tuple[str, int]]:
+    """(host, port) of a TCP server that accepts connections and never sends a greeting."""
+    listener = _listener()
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def accept_until_stopped() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(connection)
+
+    thread = threading.Thread(target=accept_until_stopped, name="stalled-smtp", daemon=True)
+    thread.start()
+    try:
+        yield HOST, listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        listener.close()
