@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,8 +160,8 @@ class Tenant:
         return str(self.server.run(work))
 
 
-@pytest.fixture
-def tenant(live_server: LiveServer) -> Iterator[Tenant]:
+@contextmanager
+def new_tenant(live_server: LiveServer) -> Iterator[Tenant]:
     email = f"owner-{secrets.token_hex(4)}@example.test"
 
     async def work(session: object) -> tuple[int, str]:
@@ -179,3 +180,9 @@ def tenant(live_server: LiveServer) -> Iterator[Tenant]:
         timeout=30,
     ) as client:
         yield Tenant(live_server, account_id, email, key, client)
+
+
+@pytest.fixture
+def tenant(live_server: LiveServer) -> Iterator[Tenant]:
+    with new_tenant(live_server) as created:
+        yield created

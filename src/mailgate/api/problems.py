@@ -6,6 +6,7 @@ A surface's ``errors.py`` turns a :class:`Problem` into its vendor's body; what 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -162,10 +163,16 @@ _PYDANTIC: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+_PYDANTIC_TAG: Final = re.compile(
+    r"^(int|str|bool|float|dict|list|none|constrained-\w+|function-\w+\[.*|lax-\w+|"
+    r"json-or-python\[.*|nullable\[.*|[A-Z]\w*(In|Out|Model)?)$"
+)
+
+
 def _field_path(loc: Sequence[Any], rename: dict[str, str]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    # Drop pydantic's internal union/function tags such as 'function-after[...]' or 'int'.
-    parts = [p for p in parts if "[" not in p and p not in ("int", "str", "bool")]
+    # Drop pydantic's union-member and validator tags ('constrained-int', 'function-after[..]').
+    parts = [p for p in parts if not _PYDANTIC_TAG.match(p)]
     path = ".".join(parts)
     return rename.get(path, path)
 
@@ -174,10 +181,14 @@ def issues_from_pydantic(
     errors: Sequence[Any], rename: dict[str, str] | None = None
 ) -> list[Issue]:
     issues: list[Issue] = []
+    seen: set[str] = set()
     for error in errors:
         kind = str(error.get("type", ""))
         ctx = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)}
         field = _field_path(error.get("loc", ()), rename or {})
+        if field in seen:  # a union reports once per member: the first says enough
+            continue
+        seen.add(field)
         if kind == "value_error":
             # Our validators raise ValueError(msgid): pydantic prefixes "Value error, ".
             text = str(error.get("msg", "")).removeprefix("Value error, ")
