@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -86,7 +86,6 @@ class LiveServer:
     base_url: str
     settings: Settings
     database_url: str
-    secrets_seen: list[str] = field(default_factory=list)
 
     def run(self, work: object) -> object:
         """Run a coroutine function ``work(session)`` against the server's database."""
@@ -102,22 +101,25 @@ class LiveServer:
         return asyncio.run(go())
 
 
-@pytest.fixture(scope="session")
-def live_server(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, tls_ca_bundle: Path
-) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("data")
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        secret_key=secrets.token_urlsafe(32),
-        api_rate_limit="100000/minute",
-        smtp_timeout=5.0,
-        smtp_ca_bundle=tls_ca_bundle,
-        docspace_default_host="smtp.installation.test",
-        docspace_default_port=25,
-        docspace_default_sender_address="portal@installation.test",
-    )
+def make_settings(database_url: str, data_dir: Path, ca_bundle: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "secret_key": secrets.token_urlsafe(32),
+        "api_rate_limit": "100000/minute",
+        "smtp_timeout": 5.0,
+        "smtp_ca_bundle": ca_bundle,
+        "docspace_default_host": "smtp.installation.test",
+        "docspace_default_port": 25,
+        "docspace_default_sender_address": "portal@installation.test",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[LiveServer]:
+    """Run Mailgate with ``settings`` under uvicorn in a thread until the block ends."""
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
@@ -131,10 +133,19 @@ def live_server(
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", settings, database_url)
+        yield LiveServer(f"http://127.0.0.1:{port}", settings, settings.effective_database_url)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, tls_ca_bundle: Path
+) -> Iterator[LiveServer]:
+    settings = make_settings(database_url, tmp_path_factory.mktemp("data"), tls_ca_bundle)
+    with serve(settings) as server:
+        yield server
 
 
 @dataclass

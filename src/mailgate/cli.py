@@ -39,7 +39,9 @@ def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]])
     try:
         return asyncio.run(run())
     except MailgateError as exc:
-        err.print(f"[red]error:[/red] {exc.message.format(**exc.params)}")
+        from mailgate.api.problems import describe
+
+        err.print(f"[red]error:[/red] {describe(exc, 'en').message}", highlight=False)
         raise typer.Exit(2) from exc
 
 

@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             yield
         finally:
             await ctx.smtp_tests.close()
+            await ctx.rate_limiter.close()
             await database.dispose()
 
     app = FastAPI(

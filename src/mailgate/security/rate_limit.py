@@ -42,6 +42,13 @@ class KeyRateLimiter:
         stats = await self._limiter.get_window_stats(self.item, *identifiers)
         state = RateState(self.item.amount, stats.remaining, math.ceil(stats.reset_time))
         if not allowed:
-            raise RateLimited(retry_after=max(1, state.reset_at - int(time.time())),
-                              limit=state.limit)
+            wait = math.ceil(stats.reset_time - time.time())
+            raise RateLimited(retry_after=max(1, wait), limit=state.limit)
         return state
+
+    async def close(self) -> None:
+        """Close the Redis connection pool, if any (memory storage holds nothing open)."""
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None and hasattr(client, "aclose"):
+            await client.aclose()
