@@ -60,7 +60,9 @@ async def _admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'mailgate.db'}"
         return
@@ -101,7 +103,9 @@ class LiveServer:
         return asyncio.run(go())
 
 
-def make_settings(database_url: str, data_dir: Path, ca_bundle: Path, **overrides: object) -> Settings:
+def make_settings(
+    database_url: str, data_dir: Path, ca_bundle: Path, **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
         "database_url": database_url,
@@ -177,10 +181,14 @@ def new_tenant(live_server: LiveServer) -> Iterator[Tenant]:
 
     async def work(session: object) -> tuple[int, str]:
         account = await accounts.create_account(
-            session=session, name="tenant", email=email  # type: ignore[arg-type]
+            session=session,
+            name="tenant",
+            email=email,  # type: ignore[arg-type]
         )
         _, plaintext = await accounts.create_key(
-            session=session, account_id=account.id, name="test"  # type: ignore[arg-type]
+            session=session,
+            account_id=account.id,
+            name="test",  # type: ignore[arg-type]
         )
         return account.id, plaintext
 

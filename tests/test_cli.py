@@ -28,8 +28,12 @@ def environment(data_dir: Path, **extra: str) -> dict[str, str]:
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [MAILGATE, *args], env=environment(data_dir), capture_output=True, text=True,
-        timeout=60, check=False,
+        [MAILGATE, *args],
+        env=environment(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -100,8 +104,11 @@ def test_serve_bootstraps_once_and_answers_the_readme_examples(
         f"{base}/api/v1/providers",
         headers={**auth, "Idempotency-Key": "readme-1"},
         json={
-            "name": "Transactional SMTP", "smtp_host": "smtp.example.com", "smtp_port": 587,
-            "smtp_protocol": "starttls", "smtp_username": "api-user",
+            "name": "Transactional SMTP",
+            "smtp_host": "smtp.example.com",
+            "smtp_port": 587,
+            "smtp_protocol": "starttls",
+            "smtp_username": "api-user",
             "smtp_password": "smtp-password",
         },
     )
@@ -110,8 +117,12 @@ def test_serve_bootstraps_once_and_answers_the_readme_examples(
     assert listed.status_code == 200
     assert [c["host"] for c in listed.json()["data"]] == ["smtp.example.com"]
     spec = httpx.get(f"{base}/openapi.json").json()
-    for path in ("/api/v1/providers", "/api/v1/smtp/configs", "/api/v2/mail/providers",
-                 "/api/2.0/smtpsettings/smtp"):
+    for path in (
+        "/api/v1/providers",
+        "/api/v1/smtp/configs",
+        "/api/v2/mail/providers",
+        "/api/2.0/smtpsettings/smtp",
+    ):
         assert path in spec["paths"], path
     assert httpx.get(f"{base}/docs").status_code == 200
 
@@ -121,7 +132,7 @@ def test_serve_bootstraps_once_and_answers_the_readme_examples(
 
 
 def test_a_second_start_prints_no_key(served: tuple[str, str, Path]) -> None:
-    _, key, data_dir = served
+    _, _, data_dir = served
     port = free_port()
     env = environment(data_dir, MAILGATE_HTTP_PORT=str(port))
     process = subprocess.Popen(

@@ -142,7 +142,9 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. mg_1a2b3c4d.")]) -> None:
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix, e.g. mg_1a2b3c4d.")],
+) -> None:
     """Revoke a key by its prefix."""
     settings = Settings()
 

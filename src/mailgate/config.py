@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
 
-SECRET_KEY_FILE = "secret.key"
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
 class Settings(BaseSettings):
@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=70 * 1024 * 1024, gt=0, description="Largest HTTP body accepted (413 above)."
     )
-    root_email: str = Field(default="postmaster@example.com", description="Owner address of the root account.")
+    root_email: str = Field(
+        default="postmaster@example.com", description="Owner address of the root account."
+    )
     log_level: str = "info"
     environment: Literal["development", "production"] = "development"
 

@@ -22,8 +22,9 @@ with ``params``. Never put a secret in a message or a param.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -63,7 +64,7 @@ class Issue:
     field: str
     message: str
     code: str = "invalid"
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Invalid(MailgateError, ValueError):
@@ -116,7 +117,9 @@ class SmtpError(MailgateError):
 
     message = "The SMTP server failed: {detail}"
 
-    def __init__(self, detail: str, smtp_code: int | None = None, message: str | None = None) -> None:
+    def __init__(
+        self, detail: str, smtp_code: int | None = None, message: str | None = None
+    ) -> None:
         self.detail = detail
         self.smtp_code = smtp_code
         super().__init__(message, detail=detail)

@@ -12,9 +12,9 @@ from sendmux_management import SendingAccountsApi
 from sendmux_management.client import create_management_client
 from sendmux_management.models.provider_create_body import ProviderCreateBody
 from sendmux_management.models.provider_update_body import ProviderUpdateBody
-from smtp_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 from conftest import Tenant
+from smtp_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 
 def sending_accounts(tenant: Tenant) -> SendingAccountsApi:

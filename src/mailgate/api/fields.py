@@ -36,7 +36,9 @@ Hostname = Annotated[
     str, StringConstraints(min_length=1, max_length=255), AfterValidator(check_hostname)
 ]
 EmailAddress = Annotated[str, StringConstraints(max_length=255), AfterValidator(check_email)]
-HeaderText = Annotated[str, StringConstraints(max_length=255), AfterValidator(check_no_control_chars)]
+HeaderText = Annotated[
+    str, StringConstraints(max_length=255), AfterValidator(check_no_control_chars)
+]
 RequiredText = Annotated[
     str, StringConstraints(min_length=1, max_length=255), AfterValidator(check_no_control_chars)
 ]

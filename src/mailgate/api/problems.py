@@ -110,11 +110,9 @@ def describe(exc: MailgateError, language: str) -> Problem:
     if isinstance(exc, HttpError):
         kind = {404: Kind.NOT_FOUND, 405: Kind.METHOD_NOT_ALLOWED, 413: Kind.PAYLOAD_TOO_LARGE}
         return Problem(kind.get(exc.status, Kind.INVALID), exc.status, message)
-    for cls, kind_of, status in _KINDS:
-        if isinstance(exc, cls):
-            break
-    else:
-        kind_of, status = Kind.INTERNAL, 500
+    kind_of, status = next(
+        ((kind, code) for cls, kind, code in _KINDS if isinstance(exc, cls)), (Kind.INTERNAL, 500)
+    )
     issues: tuple[TranslatedIssue, ...] = ()
     if isinstance(exc, Invalid):
         issues = tuple(
@@ -184,7 +182,9 @@ def issues_from_pydantic(
     seen: set[str] = set()
     for error in errors:
         kind = str(error.get("type", ""))
-        ctx = {k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)}
+        ctx = {
+            k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)
+        }
         field = _field_path(error.get("loc", ()), rename or {})
         if field in seen:  # a union reports once per member: the first says enough
             continue

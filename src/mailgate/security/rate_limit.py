@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from mailgate.errors import RateLimited
 
@@ -24,15 +25,17 @@ class RateState:
 
 
 class KeyRateLimiter:
-    def __init__(self, rate: str, redis_url: str | None = None, namespace: str = "mailgate") -> None:
+    def __init__(
+        self, rate: str, redis_url: str | None = None, namespace: str = "mailgate"
+    ) -> None:
         self.item: RateLimitItem = parse(rate)
-        storage: Storage = (
-            storage_from_string(
-                f"async+{redis_url}", implementation="redispy", key_prefix=namespace
-            )
-            if redis_url
-            else MemoryStorage()
-        )
+        storage: Storage
+        if redis_url:
+            uri = f"async+{redis_url}"
+            found = storage_from_string(uri, implementation="redispy", key_prefix=namespace)
+            storage = cast(Storage, found)
+        else:
+            storage = MemoryStorage()
         self.storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
 

@@ -44,7 +44,9 @@ async def root_account(*, session: AsyncSession) -> Account | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def create_account(*, session: AsyncSession, name: str, email: str, root: bool = False) -> Account:
+async def create_account(
+    *, session: AsyncSession, name: str, email: str, root: bool = False
+) -> Account:
     try:
         email = check_email(email)
         name = check_no_control_chars(name)
@@ -75,9 +77,7 @@ def _check_permissions(permissions: Iterable[str] | None) -> list[str]:
     chosen = list(dict.fromkeys(permissions))
     unknown = [p for p in chosen if p not in ALL_PERMISSIONS]
     if unknown:
-        raise Invalid.field(
-            "permissions", "Unknown permission {value}.", value=", ".join(unknown)
-        )
+        raise Invalid.field("permissions", "Unknown permission {value}.", value=", ".join(unknown))
     return chosen
 
 
@@ -111,7 +111,9 @@ async def list_keys(*, session: AsyncSession, account_id: int | None = None) -> 
 
 
 async def revoke_key(*, session: AsyncSession, prefix: str) -> ApiKey:
-    key = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    key = (
+        await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
+    ).scalar_one_or_none()
     if key is None:
         raise NotFound("No API key with prefix {prefix}.", prefix=prefix[:40])
     if key.revoked_at is None:

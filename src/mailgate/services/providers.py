@@ -90,7 +90,11 @@ class ProviderChanges:
     variables: Any = UNSET
 
     def given(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not UNSET}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) is not UNSET
+        }
 
 
 REQUIRED_ON_CREATE: Final = ("name", "host", "port", "security")
@@ -349,7 +353,7 @@ async def test_provider(
             subject=subject,
             text=(
                 "This is a test message from Mailgate.\n\n"
-                f"It was delivered through the provider \"{provider.name}\" "
+                f'It was delivered through the provider "{provider.name}" '
                 f"({provider.host}:{provider.port}).\n"
             ),
             sender_name=provider.from_name,

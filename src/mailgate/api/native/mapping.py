@@ -9,7 +9,6 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from mailgate.api.fields import iso
-
 from mailgate.domain import AuthMethod, ProviderStatus, QuotaRange, QuotaWindow, Security
 from mailgate.errors import Invalid, Issue
 from mailgate.services.providers import ProviderChanges, quotas_of
@@ -39,8 +38,19 @@ REQUEST_TO_DOMAIN: Final = {
 }
 DOMAIN_TO_REQUEST: Final = {v: k for k, v in REQUEST_TO_DOMAIN.items()}
 NOT_NULLABLE: Final = frozenset(
-    {"name", "smtp_host", "smtp_port", "smtp_protocol", "smtp_username", "smtp_password",
-     "smtp_auth_method", "smtp_tls_verify", "percentage", "is_default", "variables"}
+    {
+        "name",
+        "smtp_host",
+        "smtp_port",
+        "smtp_protocol",
+        "smtp_username",
+        "smtp_password",
+        "smtp_auth_method",
+        "smtp_tls_verify",
+        "percentage",
+        "is_default",
+        "variables",
+    }
 )
 
 
@@ -81,7 +91,10 @@ def to_changes(body: BaseModel, *, partial: bool) -> ProviderChanges:
 def rename_issues(exc: Invalid) -> Invalid:
     """Service issues carry domain names; say them in this surface's names."""
     return Invalid(
-        [Issue(DOMAIN_TO_REQUEST.get(i.field, i.field), i.message, i.code, i.params) for i in exc.issues],
+        [
+            Issue(DOMAIN_TO_REQUEST.get(i.field, i.field), i.message, i.code, i.params)
+            for i in exc.issues
+        ],
         exc.message if exc.message != Invalid.message else None,
     )
 
@@ -159,6 +172,8 @@ def status_filter(value: str | None) -> ProviderStatus | None:
         return ProviderStatus(value)
     except ValueError as exc:
         raise Invalid.field(
-            "status", "Must be one of: {expected}.", "invalid_choice",
+            "status",
+            "Must be one of: {expected}.",
+            "invalid_choice",
             expected=", ".join(s.value for s in ProviderStatus),
         ) from exc

@@ -43,7 +43,9 @@ class ProviderCreate(StrictModel):
     reply_to_email: EmailAddress | None = None
     reply_to_name: HeaderText | None = None
     oauth_email: EmailAddress | None = None
-    oauth_refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    oauth_refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = (
+        None
+    )
     quotas: QuotasIn | None = None
     percentage: int = Field(default=100, ge=0, le=100)
     tracking_domain: Hostname | None = None
@@ -65,7 +67,9 @@ class ProviderUpdate(StrictModel):
     reply_to_email: EmailAddress | None = None
     reply_to_name: HeaderText | None = None
     oauth_email: EmailAddress | None = None
-    oauth_refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    oauth_refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = (
+        None
+    )
     quotas: QuotasIn | None = None
     percentage: int | None = Field(default=None, ge=0, le=100)
     tracking_domain: Hostname | None = None

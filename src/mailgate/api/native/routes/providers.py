@@ -68,12 +68,14 @@ async def list_providers(
     principal: Reader,
     cursor: str | None = None,
     status: str | None = None,
-    type: str | None = None,  # noqa: A002 - the API's parameter name
+    type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """List sending accounts, oldest first, with cursor pagination."""
     if type is not None and type != "smtp":
-        return json_response(envelope(request, [], pagination={"has_more": False, "next_cursor": None}))
+        return json_response(
+            envelope(request, [], pagination={"has_more": False, "next_cursor": None})
+        )
     page = await service.list_providers(
         session=session,
         account_id=principal.account_id,
