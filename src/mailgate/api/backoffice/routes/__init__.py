@@ -1,0 +1,1 @@
+"""Back Office resource routers."""

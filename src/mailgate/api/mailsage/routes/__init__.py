@@ -1,0 +1,1 @@
+"""MailSage resource routers."""
