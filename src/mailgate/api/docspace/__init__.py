@@ -1,8 +1,19 @@
-"""Placeholder until the surface is written."""
+"""DocSpace compatibility surface: ``/api/2.0/smtpsettings/smtp`` (one account-wide SMTP
+setting, which is the account's default provider).
+
+Keys travel as ``Authorization: Bearer <key>`` (the official ``docspace-api-sdk``) or
+``X-API-Key``. Every ``/api/2.0`` path, unknown ones included, answers in DocSpace's shape.
+"""
 
 from fastapi import APIRouter
 
-from mailgate.api.native.errors import render_error
+from mailgate.api.docspace.errors import render_error
+from mailgate.api.docspace.routes import smtp_settings
 from mailgate.api.surface import Surface
 
-surface = Surface(name="docspace", prefix="/docspace-todo", router=APIRouter(), render_error=render_error)
+PREFIX = "/api/2.0"
+
+router = APIRouter(prefix=PREFIX)
+router.include_router(smtp_settings.router)
+
+surface = Surface(name="docspace", prefix=PREFIX, router=router, render_error=render_error)

@@ -1,8 +1,20 @@
-"""Placeholder until the surface is written."""
+"""SMTP2GO compatibility surface: ``/v3`` (the whole sending platform; for now the key,
+the envelope and ``/api_keys/permissions``).
+
+Every answer, success or error, is ``{"request_id": "<uuid>", "data": ...}``. The key travels
+as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bearer`` /
+``X-API-Key``. Bodies are JSON whatever the Content-Type says (the Python client sends none).
+"""
 
 from fastapi import APIRouter
 
-from mailgate.api.native.errors import render_error
+from mailgate.api.smtp2go.errors import render_error
+from mailgate.api.smtp2go.routes import api_keys
 from mailgate.api.surface import Surface
 
-surface = Surface(name="smtp2go", prefix="/smtp2go-todo", router=APIRouter(), render_error=render_error)
+PREFIX = "/v3"
+
+router = APIRouter(prefix=PREFIX)
+router.include_router(api_keys.router)
+
+surface = Surface(name="smtp2go", prefix=PREFIX, router=router, render_error=render_error)

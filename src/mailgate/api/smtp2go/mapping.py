@@ -1,0 +1,47 @@
+"""SMTP2GO's words <-> domain: error codes, endpoint permissions, request ids, body keys."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Final
+
+from mailgate.domain import Permission
+
+ERROR_CODE_PREFIX: Final = "E_ApiResponseCodes."
+
+# Every /v3 endpoint served, and the permission a key needs for it (None: any valid key).
+# The permissions endpoint lists the ones a key may call; a test keeps this table complete.
+ENDPOINTS: Final[dict[str, Permission | None]] = {
+    "/api_keys/permissions": None,
+}
+
+_REQUEST_ID: Final = re.compile(r"^req_([0-9a-f]{24})$")
+
+
+def error_code(name: str) -> str:
+    return ERROR_CODE_PREFIX + name
+
+
+def permitted_endpoints(permissions: frozenset[str]) -> list[str]:
+    """The endpoints (SMTP2GO paths, no ``/v3``) a key holding ``permissions`` may call."""
+    return [path for path, needed in ENDPOINTS.items() if needed is None or needed in permissions]
+
+
+def api_key_from_body(body: Any) -> str | None:
+    """``api_key`` from a parsed JSON body, when it is a non-empty string."""
+    if isinstance(body, dict):
+        key = body.get("api_key")
+        if isinstance(key, str) and key.strip():
+            return key.strip()
+    return None
+
+
+def request_uuid(request_id: str) -> str:
+    """SMTP2GO's ``request_id`` is a UUID: Mailgate's ``x-request-id`` (``req_`` + 24 hex) laid
+    into a version-4-shaped UUID around its two fixed digits, so logs can be matched up."""
+    match = _REQUEST_ID.match(request_id)
+    if match is None:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, request_id or "mailgate"))
+    d = match.group(1)
+    return str(uuid.UUID(hex=f"{d[:12]}4{d[12:15]}8{d[15:]}000000"))

@@ -1,0 +1,1 @@
+"""SMTP2GO resource routers, one per endpoint group."""
