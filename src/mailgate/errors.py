@@ -106,9 +106,12 @@ class PermissionDenied(MailgateError, PermissionError):
 class RateLimited(MailgateError):
     message = "Rate limit exceeded. Retry in {retry_after} seconds."
 
-    def __init__(self, retry_after: int, limit: int = 0, message: str | None = None) -> None:
+    def __init__(
+        self, retry_after: int, limit: int = 0, reset_at: int = 0, message: str | None = None
+    ) -> None:
         self.retry_after = max(1, retry_after)
         self.limit = limit
+        self.reset_at = reset_at
         super().__init__(message, retry_after=self.retry_after)
 
 

@@ -30,6 +30,8 @@ def test_a_key_over_its_limit_gets_429_with_retry_after(
         limited = tenant.client.get("/api/v1/providers")
         assert limited.status_code == 429
         retry_after = int(limited.headers["retry-after"])
+        assert limited.headers["x-ratelimit-remaining"] == "0"
+        assert limited.headers["x-ratelimit-limit"] == "3"
         assert 1 <= retry_after <= 60
         body = limited.json()
         assert body["error"]["code"] == "rate_limited"

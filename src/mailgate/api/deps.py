@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.api.context import AppContext
 from mailgate.api.surface import KeyExtractor
-from mailgate.errors import PermissionDenied
+from mailgate.errors import PermissionDenied, RateLimited
 from mailgate.i18n import negotiate
+from mailgate.security.rate_limit import RateState
 from mailgate.services.accounts import Principal, authenticate
 
 __all__ = [
@@ -56,15 +57,19 @@ async def bearer_or_header_key(request: Request) -> str | None:
 
 
 def require(
-    permission: str, key_from: KeyExtractor = bearer_or_header_key
+    permission: str | None, key_from: KeyExtractor = bearer_or_header_key
 ) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """A dependency: authenticate the key, count it against its rate limit, check ``permission``."""
+    """A dependency: authenticate the key, count it against its rate limit, check ``permission``
+    (``None``: any valid key will do)."""
 
     async def dependency(request: Request, ctx: CtxDep, session: SessionDep) -> Principal:
         principal = await authenticate(session=session, presented=await key_from(request))
-        state = await ctx.rate_limiter.hit("api-key", principal.key_prefix)
-        request.state.rate_limit = state
-        if permission not in principal.permissions:
+        try:
+            request.state.rate_limit = await ctx.rate_limiter.hit("api-key", principal.key_prefix)
+        except RateLimited as exc:  # the 429 carries the window's headers too
+            request.state.rate_limit = RateState(exc.limit, 0, exc.reset_at)
+            raise
+        if permission is not None and permission not in principal.permissions:
             raise PermissionDenied(permission=permission)
         return principal
 

@@ -185,7 +185,8 @@ def issues_from_pydantic(
         ctx = {
             k: v for k, v in (error.get("ctx") or {}).items() if isinstance(v, str | int | float)
         }
-        field = _field_path(error.get("loc", ()), rename or {})
+        # A JSON syntax error is located by character offset, not by field: name none.
+        field = "" if kind == "json_invalid" else _field_path(error.get("loc", ()), rename or {})
         if field in seen:  # a union reports once per member: the first says enough
             continue
         seen.add(field)

@@ -23,6 +23,23 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    seen = 0
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 class MailgateRoute(APIRoute):
     """Refuses bodies over ``app.state.ctx.settings.max_request_bytes`` with a 413."""
 
@@ -37,22 +54,22 @@ class MailgateRoute(APIRoute):
             declared = request.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise _too_large(limit)
-            receive = request.receive
-            seen = 0
-
-            async def counted() -> Message:
-                nonlocal seen
-                message = await receive()
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _too_large(limit)
-                return message
-
             scope = request.scope
             if force_json and request.method in ("POST", "PUT", "PATCH", "DELETE"):
                 headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-            return await original(Request(scope, counted))
+            # Read the body here, counting: a limit hit inside FastAPI's own read would be
+            # reported as unparsable JSON. Then replay it to the route.
+            pending: bytes | None = await _read_body(request, limit)
+
+            async def replay() -> Message:
+                nonlocal pending
+                if pending is None:
+                    return await request.receive()
+                chunk, pending = pending, None
+                return {"type": "http.request", "body": chunk, "more_body": False}
+
+            return await original(Request(scope, replay))
 
         return handler
 

@@ -46,7 +46,7 @@ class KeyRateLimiter:
         state = RateState(self.item.amount, stats.remaining, math.ceil(stats.reset_time))
         if not allowed:
             wait = math.ceil(stats.reset_time - time.time())
-            raise RateLimited(retry_after=max(1, wait), limit=state.limit)
+            raise RateLimited(retry_after=max(1, wait), limit=state.limit, reset_at=state.reset_at)
         return state
 
     async def close(self) -> None:

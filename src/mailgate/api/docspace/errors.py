@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailgate.api.docspace.envelope import json_response, links
-from mailgate.api.problems import Kind, Problem, TranslatedIssue
+from mailgate.api.problems import Kind, Problem
 
 TYPES: Final[dict[Kind, str]] = {
     Kind.INVALID: "ArgumentException",
@@ -33,16 +33,11 @@ TYPES: Final[dict[Kind, str]] = {
 }
 
 
-def _field(issue: TranslatedIssue) -> str:
-    # A JSON syntax error is located by character offset, not by field: name no field.
-    return "" if issue.code == "invalid_json" else issue.field
-
-
 def render_error(request: Request, problem: Problem) -> Response:
     error: dict[str, Any] = {"message": problem.message, "type": TYPES[problem.kind]}
     if problem.issues:
         error["errors"] = [
-            {"field": _field(i), "code": i.code, "message": i.message} for i in problem.issues
+            {"field": i.field, "code": i.code, "message": i.message} for i in problem.issues
         ]
     body = {"error": error, "links": links(request), "status": 1, "statusCode": problem.status}
     return json_response(body, problem.status)

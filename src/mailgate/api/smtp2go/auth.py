@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from mailgate.api.deps import CtxDep, SessionDep, bearer_or_header_key
+from mailgate.api.deps import bearer_or_header_key, require
 from mailgate.api.smtp2go.mapping import api_key_from_body
-from mailgate.services.accounts import Principal, authenticate
+from mailgate.services.accounts import Principal
 
 __all__ = ["AnyKey", "smtp2go_key"]
 
@@ -31,11 +31,5 @@ async def smtp2go_key(request: Request) -> str | None:
     return api_key_from_body(body)
 
 
-async def any_valid_key(request: Request, ctx: CtxDep, session: SessionDep) -> Principal:
-    """Authenticate and count the key, like ``deps.require``, for endpoints every key may call."""
-    principal = await authenticate(session=session, presented=await smtp2go_key(request))
-    request.state.rate_limit = await ctx.rate_limiter.hit("api-key", principal.key_prefix)
-    return principal
-
-
-AnyKey = Annotated[Principal, Depends(any_valid_key)]
+# Endpoints every key may call: authenticated and counted, no particular permission.
+AnyKey = Annotated[Principal, Depends(require(None, smtp2go_key))]

@@ -10,13 +10,12 @@ Statuses are SMTP2GO's: 400 bad parameters, 401 key, 402 valid request that fail
 
 from __future__ import annotations
 
-import time
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailgate.api.problems import Kind, Problem, TranslatedIssue
+from mailgate.api.problems import Kind, Problem
 from mailgate.api.smtp2go.envelope import envelope, json_response
 from mailgate.api.smtp2go.mapping import error_code
 
@@ -38,29 +37,10 @@ CODES: Final[dict[Kind, tuple[int, str]]] = {
 }
 
 
-def _rate_headers(request: Request, problem: Problem) -> dict[str, str]:
-    """Integer ``x-ratelimit-*`` headers on a 429. The app adds them from the key's state when
-    a request was counted; a refused request never got that far, so say them here."""
-    if getattr(request.state, "rate_limit", None) is not None:
-        return {}
-    retry_after = problem.retry_after or 1
-    return {
-        "x-ratelimit-limit": str(int(request.app.state.ctx.rate_limiter.item.amount)),
-        "x-ratelimit-remaining": "0",
-        "x-ratelimit-reset": str(int(time.time()) + retry_after),
-    }
-
-
-def _fieldname(issue: TranslatedIssue) -> str:
-    # A JSON syntax error is located by character offset, not by field: name no field.
-    return "" if issue.code == "invalid_json" else issue.field
-
-
 def render_error(request: Request, problem: Problem) -> Response:
     status, code = CODES[problem.kind]
     data: dict[str, Any] = {"error": problem.message, "error_code": error_code(code)}
     if problem.issues:
-        errors = [{"fieldname": _fieldname(i), "message": i.message} for i in problem.issues]
+        errors = [{"fieldname": i.field, "message": i.message} for i in problem.issues]
         data["field_validation_errors"] = {**errors[0], "errors": errors}
-    headers = _rate_headers(request, problem) if problem.kind is Kind.RATE_LIMITED else None
-    return json_response(envelope(request, data), status, headers)
+    return json_response(envelope(request, data), status)

@@ -33,9 +33,7 @@ router = APIRouter(
 
 Reader = Annotated[Principal, Depends(require(Permission.PROVIDERS_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.PROVIDERS_WRITE))]
-ProviderId = Annotated[
-    int, Path(alias="providerId", description="The identifier of a connection.")
-]
+ProviderId = Annotated[int, Path(alias="providerId", description="The identifier of a connection.")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 413, 422, 429)
 }
@@ -133,9 +131,7 @@ async def update_provider(
     return JSONResponse(mapping.provider_out(provider))
 
 
-@router.delete(
-    "/{providerId}", status_code=204, response_class=Response, responses=ERRORS
-)
+@router.delete("/{providerId}", status_code=204, response_class=Response, responses=ERRORS)
 async def delete_provider(
     provider_id: ProviderId, session: SessionDep, principal: Writer
 ) -> Response:
