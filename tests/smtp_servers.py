@@ -15,6 +15,7 @@ TLS uses a throwaway trustme CA: pass ``tls_ca_bundle`` as the client's CA bundl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -23,7 +24,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ class ReceivedMessage:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
-    parsed: Message  # an email.message.EmailMessage (policy.default): headers decoded
+    parsed: EmailMessage  # parsed with policy.default: headers decoded, get_content() works
     tls: bool  # the session was encrypted (implicit TLS or after STARTTLS)
     login: str | None  # the AUTH login name, None when not authenticated
 
@@ -101,7 +102,7 @@ class _RecordingHandler:
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
-        login = session.login_data
+        auth = session.auth_data  # the LoginPassword of a successful AUTH
         self.server.messages.append(
             ReceivedMessage(
                 mail_from=envelope.mail_from or "",
@@ -109,7 +110,7 @@ class _RecordingHandler:
                 data=data,
                 parsed=email.message_from_bytes(data, policy=email.policy.default),
                 tls=_is_tls(smtp, session),
-                login=login.decode() if isinstance(login, bytes) else login,
+                login=auth.login.decode() if isinstance(auth, LoginPassword) else None,
             )
         )
         return f"250 2.0.0 OK queued as {len(self.server.messages)}"
@@ -121,7 +122,8 @@ class _RecordingHandler:
         login = auth_data.login.decode()
         ok = login == SMTP_USER and auth_data.password.decode() == SMTP_PASSWORD
         self.server.auth_attempts.append(AuthAttempt(mechanism, login, ok))
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        # handled=False: aiosmtpd itself answers 535 on failure
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 class _RejectingHandler(_RecordingHandler):
@@ -145,16 +147,44 @@ def _is_tls(smtp: SMTP, session: Session) -> bool:
 
 
 class _BoundController(Controller):
-    """A Controller serving on a socket bound (port 0) before start: no free-port races."""
+    """A Controller serving on a socket bound (port 0) before start: no free-port races.
+
+    ``stop()`` first lets every session end (the client has usually hung up already and the
+    server thread only has to notice), then aborts stragglers, so no transport or socket is
+    left open for the garbage collector to warn about when the loop is torn down.
+    """
 
     def __init__(self, handler: Any, *, listener: socket.socket, **kwargs: Any) -> None:
         super().__init__(handler, hostname=HOST, port=listener.getsockname()[1], **kwargs)
         self._listener = listener
+        self._sessions: list[SMTP] = []
 
     def _create_server(self) -> Any:
         return self.loop.create_server(
             self._factory_invoker, sock=self._listener, ssl=self.ssl_context
         )
+
+    def factory(self) -> SMTP:
+        smtpd: SMTP = super().factory()  # type: ignore[no-untyped-call]
+        self._sessions.append(smtpd)
+        return smtpd
+
+    async def _end_sessions(self, grace: float) -> None:
+        deadline = self.loop.time() + grace
+        # aiosmtpd exposes no "connection closed" event: poll its transport attribute
+        while self.loop.time() < deadline and any(s.transport is not None for s in self._sessions):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        for smtpd in self._sessions:
+            if isinstance(smtpd.transport, asyncio.Transport):
+                smtpd.transport.abort()
+        for _ in range(5):  # let connection_lost() callbacks close the sockets
+            await asyncio.sleep(0)
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self._thread is not None and self.loop.is_running():
+            ending = asyncio.run_coroutine_threadsafe(self._end_sessions(grace=2.0), self.loop)
+            ending.result(timeout=10)
+        super().stop(no_assert=no_assert)
 
 
 def _listener() -> socket.socket:
@@ -162,8 +192,6 @@ def _listener() -> socket.socket:
     sock.bind((HOST, 0))
     sock.listen()
     return sock
-
-
 
 
 @contextlib.contextmanager

@@ -8,9 +8,10 @@ from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import pytest
-from smtp_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
+from mailgate.delivery import transport
 from mailgate.delivery.transport import ProbeResult, TestMessage, probe
 from mailgate.domain import AuthMethod, Security, SmtpEndpoint
 from mailgate.errors import (
@@ -19,6 +20,7 @@ from mailgate.errors import (
     SmtpRejected,
     SmtpTlsError,
 )
+from smtp_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 TIMEOUT = 5.0
 
@@ -77,7 +79,7 @@ async def test_plain_send_arrives_with_correct_headers(smtp_plain: SmtpServer) -
     assert result.message_id.endswith("@example.com>")
     sent_at = mail["Date"].datetime
     assert before <= sent_at <= datetime.now(UTC) + timedelta(seconds=1)
-    assert mail.get_content() == MESSAGE.text
+    assert mail.get_content().splitlines() == MESSAGE.text.splitlines()  # CRLF on the wire
     assert received.data.isascii()  # headers RFC 2047, body quoted-printable: 7-bit safe
 
 
@@ -90,13 +92,17 @@ async def test_plain_send_with_default_helo_name(smtp_plain: SmtpServer) -> None
 
     [received] = smtp_plain.messages
     assert received.parsed["From"] == "a@example.com"
-    assert received.parsed.get_content() == "Hello\n"
+    assert received.parsed.get_content().splitlines() == ["Hello"]
     assert result.message_id == received.parsed["Message-ID"]
 
 
 async def test_non_ascii_addresses_use_smtputf8(smtp_plain: SmtpServer) -> None:
     message = TestMessage(
-        sender="jürgen@example.com", recipient="zoë@example.net", subject="Hi", text="Hi\n"
+        sender="jürgen@example.com",
+        recipient="zoë@example.net",
+        subject="Hi",
+        text="Hi\n",
+        reply_to="antwort-jürgen@example.com",
     )
 
     await run(endpoint(smtp_plain), message=message)
@@ -105,6 +111,7 @@ async def test_non_ascii_addresses_use_smtputf8(smtp_plain: SmtpServer) -> None:
     assert received.mail_from == "jürgen@example.com"
     assert received.rcpt_tos == ["zoë@example.net"]
     assert received.parsed["To"] == "zoë@example.net"
+    assert received.parsed["Reply-To"] == "antwort-jürgen@example.com"
 
 
 @pytest.mark.parametrize(
@@ -156,9 +163,7 @@ async def test_wrong_password_is_auth_error_535_without_the_password(
     assert smtp_auth_plaintext.messages == []
 
 
-async def test_wrong_password_over_starttls(
-    smtp_starttls: SmtpServer, tls_ca_bundle: Path
-) -> None:
+async def test_wrong_password_over_starttls(smtp_starttls: SmtpServer, tls_ca_bundle: Path) -> None:
     target = endpoint(smtp_starttls, Security.STARTTLS, **credentials("nope-nope"))
 
     with pytest.raises(SmtpAuthError) as caught:
@@ -294,8 +299,10 @@ async def test_ntlm_is_refused_before_connecting(refused_port: int) -> None:
         **credentials(auth_method=AuthMethod.NTLM),
     )
 
-    with pytest.raises(SmtpAuthError, match="NTLM authentication is not supported"):
+    with pytest.raises(SmtpAuthError) as caught:
         await run(target)
+
+    assert caught.value.detail == "NTLM authentication is not supported"
 
 
 @pytest.mark.parametrize("method", [AuthMethod.XOAUTH2, AuthMethod.CRAM_MD5])
@@ -313,8 +320,10 @@ async def test_mechanism_the_server_does_not_offer(
 
 
 async def test_username_but_server_offers_no_auth(smtp_plain: SmtpServer) -> None:
-    with pytest.raises(SmtpAuthError, match="does not offer AUTH"):
+    with pytest.raises(SmtpAuthError) as caught:
         await run(endpoint(smtp_plain, **credentials()))
+
+    assert "server does not offer AUTH" in caught.value.detail
 
 
 # --- connection failures -------------------------------------------------------------------
@@ -379,3 +388,121 @@ async def test_rejecting_server_accepts_other_recipients(smtp_rejecting: SmtpSer
 
     assert result.server_reply.startswith("250")
     assert len(smtp_rejecting.messages) == 1
+
+
+# --- the translation table, for failures a local server cannot easily stage -----------------
+# (tests may import aiosmtplib to build its exceptions; src/ code outside transport.py may not)
+
+
+def _caused(error: BaseException, cause: BaseException) -> BaseException:
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    ("stage", "raised", "expected", "code", "words"),
+    [
+        (
+            transport._CONNECT,
+            _caused(aiosmtplib.SMTPConnectTimeoutError("x"), TimeoutError()),
+            SmtpConnectionError,
+            None,
+            "timed out after 5s connecting to mx.example:25",
+        ),
+        (
+            transport._CONNECT,
+            _caused(aiosmtplib.SMTPConnectError("x"), ConnectionResetError(104, "reset")),
+            SmtpConnectionError,
+            None,
+            "connection reset by mx.example:25",
+        ),
+        (
+            transport._CONNECT,
+            aiosmtplib.SMTPConnectResponseError(554, "5.7.1 go away"),
+            SmtpConnectionError,
+            554,
+            "refused the session: 554 5.7.1 go away",
+        ),
+        (
+            transport._MAIL,
+            aiosmtplib.SMTPReadTimeoutError("x"),
+            SmtpConnectionError,
+            None,
+            "timed out after 5s waiting for the reply to MAIL FROM from mx.example:25",
+        ),
+        (
+            transport._DATA,
+            aiosmtplib.SMTPServerDisconnected("x"),
+            SmtpConnectionError,
+            None,
+            "mx.example:25 closed the connection during DATA",
+        ),
+        (
+            transport._STARTTLS,
+            aiosmtplib.SMTPServerDisconnected("x"),
+            SmtpTlsError,
+            None,
+            "closed the connection during STARTTLS",
+        ),
+        (
+            transport._STARTTLS,
+            aiosmtplib.SMTPResponseException(454, "4.7.0 TLS not available"),
+            SmtpTlsError,
+            454,
+            "refused STARTTLS: 454 4.7.0 TLS not available",
+        ),
+        (
+            transport._AUTH,
+            aiosmtplib.SMTPAuthenticationError(534, "5.7.9 Please log in with your browser"),
+            SmtpAuthError,
+            534,
+            "534 5.7.9 Please log in with your browser",
+        ),
+        (
+            transport._DATA,
+            aiosmtplib.SMTPDataError(554, "5.7.1 Message rejected as spam"),
+            SmtpRejected,
+            554,
+            "refused the message: 554 5.7.1 Message rejected as spam",
+        ),
+        (
+            transport._RCPT,
+            aiosmtplib.SMTPRecipientsRefused(
+                [aiosmtplib.SMTPRecipientRefused(452, "4.2.2 Mailbox full", "x@example.net")]
+            ),
+            SmtpRejected,
+            452,
+            "recipient x@example.net: 452 4.2.2 Mailbox full",
+        ),
+    ],
+)
+def test_translation(
+    stage: Any, raised: BaseException, expected: type[Exception], code: int | None, words: str
+) -> None:
+    session = transport._Session(host="mx.example", port=25, timeout=5.0, password=None)
+    session.stage = stage
+
+    with pytest.raises(expected) as caught, transport._translated_errors(session):
+        raise raised
+
+    assert caught.value.smtp_code == code  # type: ignore[attr-defined]
+    assert words in caught.value.detail  # type: ignore[attr-defined]
+    assert caught.value.__cause__ is raised
+
+
+def test_translation_redacts_the_password() -> None:
+    session = transport._Session(host="mx.example", port=25, timeout=5.0, password="hunter22")
+    session.stage = transport._AUTH
+
+    with pytest.raises(SmtpAuthError) as caught, transport._translated_errors(session):
+        raise aiosmtplib.SMTPAuthenticationError(535, "5.7.8 bad password hunter22")
+
+    assert "hunter22" not in caught.value.detail
+    assert "535 5.7.8 bad password ***" in caught.value.detail
+
+
+def test_translation_leaves_other_errors_alone() -> None:
+    session = transport._Session(host="mx.example", port=25, timeout=5.0, password=None)
+
+    with pytest.raises(ValueError, match="a bug"), transport._translated_errors(session):
+        raise ValueError("a bug")

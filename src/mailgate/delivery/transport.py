@@ -135,12 +135,15 @@ async def probe(
         host=endpoint.host, port=endpoint.port, timeout=timeout, password=endpoint.password
     )
     message_id = None
+    transport = None
     try:
         with _translated_errors(session):
             await client.connect()
+            transport = client.transport
             reply = await _greet(client, session)
             if endpoint.security is Security.STARTTLS:
                 reply = await _start_tls(client, session)
+                transport = client.transport
             if endpoint.username is not None:
                 reply = await _authenticate(client, session, endpoint, endpoint.username)
             if message is not None:
@@ -149,6 +152,10 @@ async def probe(
             await client.quit()
     finally:
         client.close()
+        if isinstance(transport, asyncio.WriteTransport):
+            # close() on a TLS transport starts a close_notify exchange that holds the socket
+            # open until the server answers; the session is over, so free the socket now.
+            transport.abort()
     return ProbeResult(
         latency_ms=round((time.perf_counter() - started) * 1000),
         tls=endpoint.security is not Security.NONE,
@@ -263,7 +270,8 @@ def _choose_mechanism(client: SMTP, session: _Session, endpoint: SmtpEndpoint) -
 
 async def _send(client: SMTP, session: _Session, message: TestMessage) -> tuple[SMTPResponse, str]:
     mail, message_id = _build_message(message)
-    utf8 = not (message.sender.isascii() and message.recipient.isascii())
+    addresses = (message.sender, message.recipient, message.reply_to or "")
+    utf8 = not all(address.isascii() for address in addresses)  # RFC 6531 SMTPUTF8
     session.stage = _MAIL
     options = []
     if utf8:
@@ -284,16 +292,24 @@ async def _send(client: SMTP, session: _Session, message: TestMessage) -> tuple[
 def _build_message(message: TestMessage) -> tuple[EmailMessage, str]:
     """A text/plain message; non-ASCII headers and body survive any 7-bit server."""
     mail = EmailMessage()
-    mail["From"] = Address(display_name=message.sender_name or "", addr_spec=message.sender)
-    mail["To"] = Address(addr_spec=message.recipient)
+    mail["From"] = _address(message.sender, message.sender_name)
+    mail["To"] = _address(message.recipient)
     mail["Subject"] = message.subject
     mail["Date"] = format_datetime(datetime.now(UTC))
     message_id = make_msgid(domain=_message_id_domain(message.sender))
     mail["Message-ID"] = message_id
     if message.reply_to:
-        mail["Reply-To"] = Address(addr_spec=message.reply_to)
+        mail["Reply-To"] = _address(message.reply_to)
     mail.set_content(message.text, cte=None if message.text.isascii() else "quoted-printable")
     return mail, message_id
+
+
+def _address(address: str, name: str | None = None) -> Address:
+    # Built from parts: parsing an addr_spec rejects non-ASCII local parts (SMTPUTF8).
+    username, at, domain = address.rpartition("@")
+    if not at:
+        username, domain = address, ""
+    return Address(display_name=name or "", username=username, domain=domain)
 
 
 def _message_id_domain(sender: str) -> str:
