@@ -15,9 +15,10 @@
         ├── SmtpAuthError            AUTH rejected (535 ...) or no usable mechanism
         └── SmtpRejected(smtp_code)  MAIL / RCPT / DATA refused
 
-Messages are English msgids with ``{name}`` placeholders; surfaces translate them
-with :func:`mailgate.i18n.translate` for the caller's language, then format them
-with ``params``. Never put a secret in a message or a param.
+Messages are English msgids with ``{name}`` placeholders, marked with
+:func:`mailgate.i18n.N_` wherever they are written (here, and where a service raises one);
+surfaces translate them with :func:`mailgate.i18n.translate` for the caller's language,
+which also fills in ``params``. Never put a secret in a message or a param.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from mailgate.i18n import N_
 
 __all__ = [
     "Conflict",
@@ -49,7 +52,7 @@ __all__ = [
 class MailgateError(Exception):
     """Root of every error a service raises on purpose."""
 
-    message: str = "The request failed."
+    message: str = N_("The request failed.")
 
     def __init__(self, message: str | None = None, **params: Any) -> None:
         self.message = message or type(self).message
@@ -68,7 +71,7 @@ class Issue:
 
 
 class Invalid(MailgateError, ValueError):
-    message = "The request is not valid."
+    message = N_("The request is not valid.")
 
     def __init__(self, issues: Sequence[Issue] | Issue, message: str | None = None) -> None:
         self.issues: tuple[Issue, ...] = (issues,) if isinstance(issues, Issue) else tuple(issues)
@@ -80,31 +83,31 @@ class Invalid(MailgateError, ValueError):
 
 
 class PayloadTooLarge(Invalid):
-    message = "The request body is too large."
+    message = N_("The request body is too large.")
 
 
 class NotFound(MailgateError, LookupError):
-    message = "No such resource."
+    message = N_("No such resource.")
 
 
 class Conflict(MailgateError):
-    message = "The request conflicts with the current state."
+    message = N_("The request conflicts with the current state.")
 
 
 class IdempotencyConflict(Conflict):
-    message = "This Idempotency-Key was already used with a different request."
+    message = N_("This Idempotency-Key was already used with a different request.")
 
 
 class Unauthenticated(MailgateError):
-    message = "A valid API key is required."
+    message = N_("A valid API key is required.")
 
 
 class PermissionDenied(MailgateError, PermissionError):
-    message = "This API key lacks the permission {permission}."
+    message = N_("This API key lacks the permission {permission}.")
 
 
 class RateLimited(MailgateError):
-    message = "Rate limit exceeded. Retry in {retry_after} seconds."
+    message = N_("Rate limit exceeded. Retry in {retry_after} seconds.")
 
     def __init__(
         self, retry_after: int, limit: int = 0, reset_at: int = 0, message: str | None = None
@@ -118,7 +121,7 @@ class RateLimited(MailgateError):
 class SmtpError(MailgateError):
     """An upstream SMTP server failed us. ``detail`` is the server's words, secret-free."""
 
-    message = "The SMTP server failed: {detail}"
+    message = N_("The SMTP server failed: {detail}")
 
     def __init__(
         self, detail: str, smtp_code: int | None = None, message: str | None = None
@@ -129,16 +132,16 @@ class SmtpError(MailgateError):
 
 
 class SmtpConnectionError(SmtpError):
-    message = "Could not connect to the SMTP server: {detail}"
+    message = N_("Could not connect to the SMTP server: {detail}")
 
 
 class SmtpTlsError(SmtpError):
-    message = "TLS with the SMTP server failed: {detail}"
+    message = N_("TLS with the SMTP server failed: {detail}")
 
 
 class SmtpAuthError(SmtpError):
-    message = "SMTP authentication failed: {detail}"
+    message = N_("SMTP authentication failed: {detail}")
 
 
 class SmtpRejected(SmtpError):
-    message = "The SMTP server rejected the message: {detail}"
+    message = N_("The SMTP server rejected the message: {detail}")

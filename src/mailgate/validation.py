@@ -12,6 +12,8 @@ import re
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailgate.i18n import N_
+
 __all__ = ["check_email", "check_hostname", "check_no_control_chars"]
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -31,17 +33,17 @@ def check_hostname(value: str) -> str:
     try:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError as exc:
-        raise ValueError("Must be a valid host name.") from exc
+        raise ValueError(N_("Must be a valid host name.")) from exc
     labels = ascii_name.split(".")
     if not name or len(ascii_name) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise ValueError("Must be a valid host name.")
+        raise ValueError(N_("Must be a valid host name."))
     return name.lower()
 
 
 def check_email(value: str) -> str:
     """A syntactically valid address (no DNS look-up), normalised."""
     if _CONTROL.search(value):
-        raise ValueError("Must be a valid email address.")
+        raise ValueError(N_("Must be a valid email address."))
     try:
         result = validate_email(
             value,
@@ -51,12 +53,12 @@ def check_email(value: str) -> str:
             test_environment=True,
         )
     except EmailNotValidError as exc:
-        raise ValueError("Must be a valid email address.") from exc
+        raise ValueError(N_("Must be a valid email address.")) from exc
     return result.normalized
 
 
 def check_no_control_chars(value: str) -> str:
     """Text that ends up in a header or a log line: no CR, LF or other control characters."""
     if _CONTROL.search(value):
-        raise ValueError("Must not contain line breaks or control characters.")
+        raise ValueError(N_("Must not contain line breaks or control characters."))
     return value

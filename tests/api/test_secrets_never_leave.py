@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from smtp_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 from conftest import Tenant
+from smtp_servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
 
 def every_operation(client: httpx.Client) -> list[tuple[str, str]]:

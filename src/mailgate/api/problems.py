@@ -32,7 +32,7 @@ from mailgate.errors import (
     SmtpTlsError,
     Unauthenticated,
 )
-from mailgate.i18n import translate
+from mailgate.i18n import N_, translate
 
 __all__ = [
     "HttpError",
@@ -134,30 +134,30 @@ def describe(exc: MailgateError, language: str) -> Problem:
 
 # pydantic error type -> (our code, English msgid). Anything else keeps pydantic's own text.
 _PYDANTIC: Final[dict[str, tuple[str, str]]] = {
-    "missing": ("required", "This field is required."),
-    "extra_forbidden": ("unknown_field", "Unknown field."),
-    "int_type": ("invalid_type", "Must be a whole number."),
-    "int_parsing": ("invalid_type", "Must be a whole number."),
-    "int_from_float": ("invalid_type", "Must be a whole number."),
-    "string_type": ("invalid_type", "Must be a string."),
-    "bool_type": ("invalid_type", "Must be true or false."),
-    "bool_parsing": ("invalid_type", "Must be true or false."),
-    "dict_type": ("invalid_type", "Must be an object."),
-    "model_type": ("invalid_type", "Must be an object."),
-    "model_attributes_type": ("invalid_type", "Must be an object."),
-    "list_type": ("invalid_type", "Must be a list."),
-    "string_too_short": ("too_short", "Must be at least {min_length} characters long."),
-    "string_too_long": ("too_long", "Must be at most {max_length} characters long."),
-    "greater_than": ("out_of_range", "Must be greater than {gt}."),
-    "greater_than_equal": ("out_of_range", "Must be at least {ge}."),
-    "less_than": ("out_of_range", "Must be less than {lt}."),
-    "less_than_equal": ("out_of_range", "Must be at most {le}."),
-    "literal_error": ("invalid_choice", "Must be one of: {expected}."),
-    "enum": ("invalid_choice", "Must be one of: {expected}."),
-    "json_invalid": ("invalid_json", "The body is not valid JSON."),
-    "json_type": ("invalid_json", "The body must be a JSON object."),
-    "string_unicode": ("invalid_encoding", "The body is not valid UTF-8."),
-    "union_tag_invalid": ("invalid_choice", "Must be one of: {expected_tags}."),
+    "missing": ("required", N_("This field is required.")),
+    "extra_forbidden": ("unknown_field", N_("Unknown field.")),
+    "int_type": ("invalid_type", N_("Must be a whole number.")),
+    "int_parsing": ("invalid_type", N_("Must be a whole number.")),
+    "int_from_float": ("invalid_type", N_("Must be a whole number.")),
+    "string_type": ("invalid_type", N_("Must be a string.")),
+    "bool_type": ("invalid_type", N_("Must be true or false.")),
+    "bool_parsing": ("invalid_type", N_("Must be true or false.")),
+    "dict_type": ("invalid_type", N_("Must be an object.")),
+    "model_type": ("invalid_type", N_("Must be an object.")),
+    "model_attributes_type": ("invalid_type", N_("Must be an object.")),
+    "list_type": ("invalid_type", N_("Must be a list.")),
+    "string_too_short": ("too_short", N_("Must be at least {min_length} characters long.")),
+    "string_too_long": ("too_long", N_("Must be at most {max_length} characters long.")),
+    "greater_than": ("out_of_range", N_("Must be greater than {gt}.")),
+    "greater_than_equal": ("out_of_range", N_("Must be at least {ge}.")),
+    "less_than": ("out_of_range", N_("Must be less than {lt}.")),
+    "less_than_equal": ("out_of_range", N_("Must be at most {le}.")),
+    "literal_error": ("invalid_choice", N_("Must be one of: {expected}.")),
+    "enum": ("invalid_choice", N_("Must be one of: {expected}.")),
+    "json_invalid": ("invalid_json", N_("The body is not valid JSON.")),
+    "json_type": ("invalid_json", N_("The body must be a JSON object.")),
+    "string_unicode": ("invalid_encoding", N_("The body is not valid UTF-8.")),
+    "union_tag_invalid": ("invalid_choice", N_("Must be one of: {expected_tags}.")),
 }
 
 
@@ -198,7 +198,7 @@ def issues_from_pydantic(
             code, text = _PYDANTIC[kind]
             issues.append(Issue(field, text, code, ctx))
         else:
-            issues.append(Issue(field, str(error.get("msg", "Invalid value.")), "invalid"))
+            issues.append(Issue(field, str(error.get("msg", N_("Invalid value."))), "invalid"))
     return issues
 
 
@@ -210,12 +210,12 @@ def as_mailgate_error(exc: Exception) -> MailgateError:
         return Invalid(issues_from_pydantic(exc.errors()))
     if isinstance(exc, HTTPException):
         if exc.status_code == 404:
-            return HttpError(404, "No such endpoint.")
+            return HttpError(404, N_("No such endpoint."))
         if exc.status_code == 405:
-            return HttpError(405, "This method is not allowed here.")
+            return HttpError(405, N_("This method is not allowed here."))
         if exc.status_code == 413:
-            return PayloadTooLarge(Issue("", "The request body is too large."))
+            return PayloadTooLarge(Issue("", N_("The request body is too large.")))
         if exc.status_code == 400:
-            return Invalid(Issue("", "The body is not valid JSON.", "invalid_json"))
+            return Invalid(Issue("", N_("The body is not valid JSON."), "invalid_json"))
         return HttpError(exc.status_code, str(exc.detail))
-    return MailgateError("An internal error occurred.")
+    return MailgateError(N_("An internal error occurred."))

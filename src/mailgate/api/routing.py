@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from mailgate.errors import Issue, PayloadTooLarge
+from mailgate.i18n import N_
 
 __all__ = ["JsonAnyContentTypeRoute", "MailgateRoute"]
 
@@ -19,7 +20,9 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        Issue("", "The request body must not exceed {limit} bytes.", "too_large", {"limit": limit})
+        Issue(
+            "", N_("The request body must not exceed {limit} bytes."), "too_large", {"limit": limit}
+        )
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.domain import Permission
 from mailgate.errors import Invalid, NotFound, Unauthenticated
+from mailgate.i18n import N_
 from mailgate.security.api_keys import generate_key, key_prefix, keys_match
 from mailgate.store.models import Account, ApiKey, utcnow
 from mailgate.validation import check_email, check_no_control_chars
@@ -77,7 +78,9 @@ def _check_permissions(permissions: Iterable[str] | None) -> list[str]:
     chosen = list(dict.fromkeys(permissions))
     unknown = [p for p in chosen if p not in ALL_PERMISSIONS]
     if unknown:
-        raise Invalid.field("permissions", "Unknown permission {value}.", value=", ".join(unknown))
+        raise Invalid.field(
+            "permissions", N_("Unknown permission {value}."), value=", ".join(unknown)
+        )
     return chosen
 
 
@@ -115,7 +118,7 @@ async def revoke_key(*, session: AsyncSession, prefix: str) -> ApiKey:
         await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))
     ).scalar_one_or_none()
     if key is None:
-        raise NotFound("No API key with prefix {prefix}.", prefix=prefix[:40])
+        raise NotFound(N_("No API key with prefix {prefix}."), prefix=prefix[:40])
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.commit()
@@ -125,10 +128,10 @@ async def revoke_key(*, session: AsyncSession, prefix: str) -> ApiKey:
 async def authenticate(*, session: AsyncSession, presented: str | None) -> Principal:
     """The principal behind a presented key; Unauthenticated when missing, unknown or revoked."""
     if not presented:
-        raise Unauthenticated("A valid API key is required.")
+        raise Unauthenticated(N_("A valid API key is required."))
     prefix = key_prefix(presented.strip())
     if prefix is None:
-        raise Unauthenticated("The API key is not valid.")
+        raise Unauthenticated(N_("The API key is not valid."))
     query = (
         select(ApiKey, Account)
         .join(Account, Account.id == ApiKey.account_id)
@@ -136,7 +139,7 @@ async def authenticate(*, session: AsyncSession, presented: str | None) -> Princ
     )
     row = (await session.execute(query)).one_or_none()
     if row is None or not keys_match(presented.strip(), row[0].key_hash) or row[0].revoked_at:
-        raise Unauthenticated("The API key is not valid.")
+        raise Unauthenticated(N_("The API key is not valid."))
     key, account = row
     return Principal(
         account_id=account.id,

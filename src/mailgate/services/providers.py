@@ -23,6 +23,7 @@ from mailgate.domain import (
     SmtpEndpoint,
 )
 from mailgate.errors import Invalid, Issue, NotFound, SmtpError
+from mailgate.i18n import N_, stored_message
 from mailgate.security.secrets_box import SecretBox
 from mailgate.store.models import Provider, utcnow
 from mailgate.validation import check_email, check_hostname, check_no_control_chars
@@ -39,6 +40,7 @@ __all__ = [
     "get_provider",
     "list_providers",
     "quotas_of",
+    "reason_of",
     "set_enabled",
     "test_endpoint",
     "test_provider",
@@ -122,17 +124,17 @@ def _validated(values: dict[str, Any]) -> dict[str, Any]:
     for name in _TEXTS:
         check(name, check_no_control_chars)
     if "name" in values and not (values["name"] or "").strip():
-        issues.append(Issue("name", "Must not be empty.", "required"))
+        issues.append(Issue("name", N_("Must not be empty."), "required"))
     port = values.get("port")
     if port is not None and not (isinstance(port, int) and 1 <= port <= 65535):
-        issues.append(Issue("port", "Must be a whole number from 1 to 65535."))
+        issues.append(Issue("port", N_("Must be a whole number from 1 to 65535.")))
     percentage = values.get("percentage")
     if percentage is not None and not 0 <= percentage <= 100:
-        issues.append(Issue("percentage", "Must be a whole number from 0 to 100."))
+        issues.append(Issue("percentage", N_("Must be a whole number from 0 to 100.")))
     for window, quota in (values.get("quotas") or {}).items():
         if quota is not None and not 0 < quota.min <= quota.max:
             issues.append(
-                Issue(f"quotas.{QuotaWindow(window).value}", "Minimum must not exceed maximum.")
+                Issue(f"quotas.{QuotaWindow(window).value}", N_("Minimum must not exceed maximum."))
             )
     if issues:
         raise Invalid(issues)
@@ -188,7 +190,7 @@ async def create_provider(
     values = _validated(changes.given())
     missing = [name for name in REQUIRED_ON_CREATE if values.get(name) is None]
     if missing:
-        raise Invalid([Issue(name, "This field is required.", "required") for name in missing])
+        raise Invalid([Issue(name, N_("This field is required."), "required") for name in missing])
     provider = Provider(
         public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
         account_id=account_id,
@@ -245,10 +247,10 @@ async def get_provider(*, session: AsyncSession, account_id: int, ref: str | int
     elif text.startswith(PUBLIC_ID_PREFIX):
         query = query.where(Provider.public_id == text)
     else:
-        raise NotFound("No provider with id {id}.", id=text[:64])
+        raise NotFound(N_("No provider with id {id}."), id=text[:64])
     provider = (await session.execute(query)).scalar_one_or_none()
     if provider is None:
-        raise NotFound("No provider with id {id}.", id=text[:64])
+        raise NotFound(N_("No provider with id {id}."), id=text[:64])
     return provider
 
 
@@ -311,6 +313,13 @@ class TestOutcome:
         return self.error is None
 
 
+def reason_of(error: SmtpError) -> str:
+    """An SMTP failure as text to store (on a provider, a test job): its msgid and params,
+    for each reader to see in their language (:func:`mailgate.i18n.translate_stored`)."""
+    params = {k: v[:1000] if isinstance(v, str) else v for k, v in error.params.items()}
+    return stored_message(error.message, params)
+
+
 async def test_endpoint(
     endpoint: SmtpEndpoint, *, settings: Settings, message: TestMessage | None = None
 ) -> TestOutcome:
@@ -368,6 +377,6 @@ async def test_provider(
     else:
         if provider.is_enabled:
             provider.status = ProviderStatus.ERROR.value
-        provider.status_reason = outcome.error.message.format(**outcome.error.params)[:1000]
+        provider.status_reason = reason_of(outcome.error)
     await session.commit()
     return outcome

@@ -1,7 +1,9 @@
 """Background connection tests that deliver a test mail, with progress (DocSpace's model).
 
 A job row records each step; the work runs as a task in the serving process. One job at a
-time per account: asking again while one runs returns the running job.
+time per account: asking again while one runs returns the running job. A failed job's
+``error`` is kept untranslated (:func:`mailgate.i18n.stored_message`): whoever asks for the
+job's state reads it in their own language.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailgate.config import Settings
 from mailgate.delivery.transport import TestMessage
 from mailgate.domain import SmtpEndpoint
+from mailgate.i18n import N_, stored_message
 from mailgate.security.secrets_box import SecretBox
-from mailgate.services.providers import endpoint_of, get_default_provider, test_endpoint
+from mailgate.services.providers import (
+    endpoint_of,
+    get_default_provider,
+    reason_of,
+    test_endpoint,
+)
 from mailgate.store.db import Database
 from mailgate.store.models import Provider, SmtpTestJob, utcnow
 
@@ -80,7 +88,7 @@ class SmtpTestRunner:
             status=JobStep.QUEUED.value,
             percents=0,
             completed=plan is None,
-            error="" if plan else "No SMTP settings are configured.",
+            error="" if plan else stored_message(N_("No SMTP settings are configured.")),
         )
         if plan is None:
             job.status = JobStep.FAILED.value
@@ -142,10 +150,11 @@ class SmtpTestRunner:
             if outcome.error is None:
                 await self._step(job_id, JobStep.COMPLETED, 100)
             else:
-                text = outcome.error.message.format(**outcome.error.params)
-                await self._step(job_id, JobStep.FAILED, 100, text)
+                await self._step(job_id, JobStep.FAILED, 100, reason_of(outcome.error))
         except Exception:
-            await self._step(job_id, JobStep.FAILED, 100, "The test could not be run.")
+            await self._step(
+                job_id, JobStep.FAILED, 100, stored_message(N_("The test could not be run."))
+            )
             raise
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from mailgate.api.backoffice.schemas import ProviderCreate, ProviderUpdate
 from mailgate.api.fields import iso
 from mailgate.domain import ProviderStatus, Security
 from mailgate.errors import Invalid, Issue
+from mailgate.i18n import N_, translate_stored
 from mailgate.services.providers import ProviderChanges
 from mailgate.store.models import Provider
 
@@ -40,7 +41,7 @@ def to_changes(body: ProviderCreate | ProviderUpdate, *, partial: bool) -> Provi
     """A create (every field; ``caption`` defaults to the host) or a PATCH (fields sent)."""
     nulls = sorted(n for n in body.model_fields_set if getattr(body, n) is None)
     if nulls:
-        raise Invalid([Issue(name, "Must not be null.", "invalid_type") for name in nulls])
+        raise Invalid([Issue(name, N_("Must not be null."), "invalid_type") for name in nulls])
     if partial:
         sent = set(body.model_fields_set)
     else:
@@ -65,8 +66,9 @@ def rename_issues(exc: Invalid) -> Invalid:
     return Invalid(issues, exc.message if exc.message != Invalid.message else None)
 
 
-def provider_out(provider: Provider) -> dict[str, Any]:
-    """A provider as an SMTP Service Provider object. The password never leaves."""
+def provider_out(provider: Provider, *, language: str) -> dict[str, Any]:
+    """A provider as an SMTP Service Provider object, ``statusReason`` in ``language``.
+    The password never leaves."""
     status = provider.status if provider.is_enabled else ProviderStatus.INACTIVE.value
     return {
         "id": provider.id,
@@ -81,7 +83,7 @@ def provider_out(provider: Provider) -> dict[str, Any]:
         "isEnabled": provider.is_enabled,
         "hasPassword": provider.password_encrypted is not None,
         "status": status,
-        "statusReason": provider.status_reason,
+        "statusReason": translate_stored(provider.status_reason, language),
         "lastTestedAt": iso(provider.last_tested_at),
         "createdAt": iso(provider.created_at),
         "updatedAt": iso(provider.updated_at),

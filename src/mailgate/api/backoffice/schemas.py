@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from mailgate.api.fields import EmailAddress, Hostname, RequiredText, StrictModel
+from mailgate.i18n import N_
 
 Driver = Literal["smtp"]
 Encryption = Literal["tls", "ssl"]
@@ -20,7 +21,7 @@ def _flag(value: Any) -> Any:
         return value
     if type(value) is int and value in (0, 1):
         return bool(value)
-    raise ValueError("Must be true, false, 1 or 0.")
+    raise ValueError(N_("Must be true, false, 1 or 0."))
 
 
 Flag = Annotated[bool, BeforeValidator(_flag)]

@@ -12,6 +12,7 @@ from mailgate.api.docspace.schemas import SmtpSettingsIn
 from mailgate.config import Settings
 from mailgate.domain import AuthMethod, Security, SmtpEndpoint
 from mailgate.errors import Invalid, Issue
+from mailgate.i18n import N_, translate_stored
 from mailgate.services.providers import ProviderChanges
 from mailgate.store.models import Provider, SmtpTestJob
 
@@ -42,7 +43,7 @@ def security_for(enable_ssl: bool, port: int) -> Security:
 
 
 def _required(name: str) -> Issue:
-    return Issue(name, "This field is required.", "required")
+    return Issue(name, N_("This field is required."), "required")
 
 
 def to_changes(body: SmtpSettingsIn, *, has_stored_password: bool, create: bool) -> ProviderChanges:
@@ -147,12 +148,12 @@ def installation_fallback(settings: Settings) -> Fallback | None:
     return endpoint, settings.docspace_default_sender_address, sender_name
 
 
-def job_out(job: SmtpTestJob) -> dict[str, Any]:
-    """A test job as DocSpace's ``SmtpOperationStatusRequestsDto``."""
+def job_out(job: SmtpTestJob, *, language: str) -> dict[str, Any]:
+    """A test job as DocSpace's ``SmtpOperationStatusRequestsDto``, ``error`` in ``language``."""
     return {
         "id": job.id,
         "completed": job.completed,
         "status": job.status,
-        "error": job.error or "",
+        "error": translate_stored(job.error, language) or "",
         "percents": job.percents,
     }

@@ -13,6 +13,7 @@ from mailgate.api.fields import iso
 from mailgate.api.mailsage.schemas import ConfigCreate, ConfigUpdate
 from mailgate.domain import Security
 from mailgate.errors import Invalid, Issue
+from mailgate.i18n import N_
 from mailgate.services.providers import ProviderChanges
 from mailgate.store.models import Provider
 
@@ -39,7 +40,7 @@ def to_changes(body: ConfigCreate | ConfigUpdate, *, current: Provider | None) -
     """
     nulls = sorted(n for n in body.model_fields_set if getattr(body, n) is None)
     if nulls:
-        raise Invalid([Issue(name, "Must not be null.", "invalid_type") for name in nulls])
+        raise Invalid([Issue(name, N_("Must not be null."), "invalid_type") for name in nulls])
     sent = set(type(body).model_fields) if current is None else set(body.model_fields_set)
     values: dict[str, Any] = {n: getattr(body, n) for n in sent - {"use_tls"}}
     if current is None or sent & {"use_tls", "port"}:

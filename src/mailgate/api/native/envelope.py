@@ -12,6 +12,7 @@ from starlette.responses import Response
 from mailgate.api.deps import SessionDep
 from mailgate.api.native.errors import request_id
 from mailgate.errors import Invalid
+from mailgate.i18n import N_
 from mailgate.services.accounts import Principal
 from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
 
@@ -80,7 +81,7 @@ def get_idempotency(
     ] = None,
 ) -> Idempotency:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise Invalid.field("Idempotency-Key", "Must be 1 to 255 characters long.")
+        raise Invalid.field("Idempotency-Key", N_("Must be 1 to 255 characters long."))
     return Idempotency(request, session, idempotency_key)
 
 

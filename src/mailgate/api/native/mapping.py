@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from mailgate.api.fields import iso
 from mailgate.domain import AuthMethod, ProviderStatus, QuotaRange, QuotaWindow, Security
 from mailgate.errors import Invalid, Issue
+from mailgate.i18n import N_, translate_stored
 from mailgate.services.providers import ProviderChanges, quotas_of
 from mailgate.store.models import Provider
 
@@ -66,7 +67,7 @@ def to_changes(body: BaseModel, *, partial: bool) -> ProviderChanges:
     """A create (all given fields) or PATCH (only the fields sent) body as domain changes."""
     nulls = [n for n in sorted(body.model_fields_set & NOT_NULLABLE) if getattr(body, n) is None]
     if nulls:
-        raise Invalid([Issue(name, "Must not be null.", "invalid_type") for name in nulls])
+        raise Invalid([Issue(name, N_("Must not be null."), "invalid_type") for name in nulls])
     if partial:
         sent = body.model_fields_set
     else:  # a create takes every field; an optional one left at None is simply not set
@@ -99,7 +100,10 @@ def rename_issues(exc: Invalid) -> Invalid:
     )
 
 
-def provider_out(provider: Provider, *, with_variables: bool = True) -> dict[str, Any]:
+def provider_out(
+    provider: Provider, *, language: str, with_variables: bool = True
+) -> dict[str, Any]:
+    """A provider as a Sendmux provider object; ``status_reason`` in ``language``."""
     is_active = provider.is_enabled
     status = provider.status if is_active else ProviderStatus.INACTIVE.value
     quotas = {
@@ -111,7 +115,7 @@ def provider_out(provider: Provider, *, with_variables: bool = True) -> dict[str
         "name": provider.name,
         "type": provider.driver,
         "status": status,
-        "status_reason": provider.status_reason,
+        "status_reason": translate_stored(provider.status_reason, language),
         "is_active": is_active,
         "is_shared": False,
         "is_editable": True,
@@ -162,7 +166,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(cursor)
         return int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid.field("cursor", "The cursor is not valid.") from exc
+        raise Invalid.field("cursor", N_("The cursor is not valid.")) from exc
 
 
 def status_filter(value: str | None) -> ProviderStatus | None:
@@ -173,7 +177,7 @@ def status_filter(value: str | None) -> ProviderStatus | None:
     except ValueError as exc:
         raise Invalid.field(
             "status",
-            "Must be one of: {expected}.",
+            N_("Must be one of: {expected}."),
             "invalid_choice",
             expected=", ".join(s.value for s in ProviderStatus),
         ) from exc

@@ -19,7 +19,7 @@ from mailgate.api.backoffice.schemas import (
     ProviderUpdate,
     SmtpProvider,
 )
-from mailgate.api.deps import CtxDep, SessionDep, require
+from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.routing import JsonAnyContentTypeRoute
 from mailgate.domain import Permission
 from mailgate.errors import Invalid
@@ -49,6 +49,7 @@ async def _provider(session: SessionDep, principal: Principal, provider_id: int)
 async def list_providers(
     session: SessionDep,
     principal: Reader,
+    language: LanguageDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> JSONResponse:
@@ -56,15 +57,16 @@ async def list_providers(
     found = await service.list_providers(
         session=session, account_id=principal.account_id, limit=limit, offset=offset
     )
-    return JSONResponse([mapping.provider_out(p) for p in found.items])
+    return JSONResponse([mapping.provider_out(p, language=language) for p in found.items])
 
 
 @router.get("/{providerId}", response_model=SmtpProvider, responses=ERRORS)
 async def get_provider(
-    provider_id: ProviderId, session: SessionDep, principal: Reader
+    provider_id: ProviderId, session: SessionDep, principal: Reader, language: LanguageDep
 ) -> JSONResponse:
     """One connection."""
-    return JSONResponse(mapping.provider_out(await _provider(session, principal, provider_id)))
+    provider = await _provider(session, principal, provider_id)
+    return JSONResponse(mapping.provider_out(provider, language=language))
 
 
 @router.get(
@@ -94,7 +96,11 @@ async def validate_provider(
 
 @router.post("", status_code=201, response_model=SmtpProvider, responses=ERRORS)
 async def create_provider(
-    body: ProviderCreate, ctx: CtxDep, session: SessionDep, principal: Writer
+    body: ProviderCreate,
+    ctx: CtxDep,
+    session: SessionDep,
+    principal: Writer,
+    language: LanguageDep,
 ) -> JSONResponse:
     """Configure a connection (201 with the SMTP Service Provider object)."""
     try:
@@ -106,7 +112,7 @@ async def create_provider(
         )
     except Invalid as exc:
         raise mapping.rename_issues(exc) from exc
-    return JSONResponse(mapping.provider_out(provider), status_code=201)
+    return JSONResponse(mapping.provider_out(provider, language=language), status_code=201)
 
 
 @router.patch("/{providerId}", response_model=SmtpProvider, responses=ERRORS)
@@ -116,6 +122,7 @@ async def update_provider(
     ctx: CtxDep,
     session: SessionDep,
     principal: Writer,
+    language: LanguageDep,
 ) -> JSONResponse:
     """Change the fields sent; every other field keeps its value."""
     provider = await _provider(session, principal, provider_id)
@@ -128,7 +135,7 @@ async def update_provider(
         )
     except Invalid as exc:
         raise mapping.rename_issues(exc) from exc
-    return JSONResponse(mapping.provider_out(provider))
+    return JSONResponse(mapping.provider_out(provider, language=language))
 
 
 @router.delete("/{providerId}", status_code=204, response_class=Response, responses=ERRORS)

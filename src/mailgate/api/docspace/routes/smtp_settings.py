@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from mailgate.api.deps import CtxDep, SessionDep, require
+from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.docspace import mapping
 from mailgate.api.docspace.envelope import json_response, wrap
 from mailgate.api.docspace.schemas import (
@@ -21,6 +21,7 @@ from mailgate.api.docspace.schemas import (
 from mailgate.api.routing import MailgateRoute
 from mailgate.domain import Permission
 from mailgate.errors import Invalid, NotFound
+from mailgate.i18n import N_
 from mailgate.services import providers as service
 from mailgate.services.accounts import Principal
 from mailgate.services.providers import ProviderChanges
@@ -88,7 +89,7 @@ async def reset_smtp_settings(
 
 @router.get("/test", response_model=SmtpOperationStatusWrapper, responses=ERRORS)
 async def test_smtp_settings(
-    request: Request, ctx: CtxDep, session: SessionDep, principal: Writer
+    request: Request, ctx: CtxDep, session: SessionDep, principal: Writer, language: LanguageDep
 ) -> Response:
     """Queue a test mail to the caller's address through the saved settings; while a test
     runs, the same job is returned. Failures show in the job's ``error``."""
@@ -98,13 +99,15 @@ async def test_smtp_settings(
         recipient=principal.account_email,
         fallback=partial(mapping.installation_fallback, ctx.settings),
     )
-    return json_response(wrap(request, mapping.job_out(job)))
+    return json_response(wrap(request, mapping.job_out(job, language=language)))
 
 
 @router.get("/test/status", response_model=SmtpOperationStatusWrapper, responses=ERRORS)
-async def smtp_test_status(request: Request, session: SessionDep, principal: Reader) -> Response:
+async def smtp_test_status(
+    request: Request, session: SessionDep, principal: Reader, language: LanguageDep
+) -> Response:
     """The state of the latest test."""
     job = await latest_job(session=session, account_id=principal.account_id)
     if job is None:
-        raise NotFound("No SMTP test has been run yet.")
-    return json_response(wrap(request, mapping.job_out(job)))
+        raise NotFound(N_("No SMTP test has been run yet."))
+    return json_response(wrap(request, mapping.job_out(job, language=language)))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
-from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
+from mailgate.api.deps import CtxDep, SessionDep, require
 from mailgate.api.mailsage import mapping
 from mailgate.api.mailsage.schemas import (
     Config,
@@ -22,7 +22,6 @@ from mailgate.api.mailsage.schemas import (
 from mailgate.api.routing import MailgateRoute
 from mailgate.domain import Permission
 from mailgate.errors import Invalid
-from mailgate.i18n import translate
 from mailgate.services import providers as service
 from mailgate.services.accounts import Principal
 from mailgate.store.models import Provider
@@ -35,6 +34,8 @@ ConfigId = Annotated[int, Path(alias="id", description="SMTP configuration ID")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Error} for code in (400, 401, 403, 404, 413, 422, 429)
 }
+# Success messages are part of MailSage's documented contract (clients may compare them):
+# always these English words, whatever accept-language says. Error messages are translated.
 DELETED = "SMTP configuration deleted successfully"
 TEST_SENT = "Test email sent successfully"
 
@@ -104,12 +105,12 @@ async def update_config(
 
 @router.delete("/{id}", response_model=Message, responses=ERRORS)
 async def delete_config(
-    config_id: ConfigId, session: SessionDep, principal: Writer, language: LanguageDep
+    config_id: ConfigId, session: SessionDep, principal: Writer
 ) -> JSONResponse:
     """Delete a configuration."""
     provider = await _config(session, principal, config_id)
     await service.delete_provider(session=session, provider=provider)
-    return JSONResponse({"message": translate(DELETED, language)})
+    return JSONResponse({"message": DELETED})
 
 
 @router.post("/{id}/test", response_model=TestSent, responses=ERRORS)
@@ -119,7 +120,6 @@ async def test_config(
     ctx: CtxDep,
     session: SessionDep,
     principal: Writer,
-    language: LanguageDep,
 ) -> JSONResponse:
     """Send a real test email through the configuration to ``recipient``.
 
@@ -138,5 +138,5 @@ async def test_config(
     if outcome.error is not None:
         raise outcome.error
     message_id = outcome.result.message_id if outcome.result is not None else None
-    sent = {"message": translate(TEST_SENT, language), "delivery_id": message_id or ""}
+    sent = {"message": TEST_SENT, "delivery_id": message_id or ""}
     return JSONResponse(sent)

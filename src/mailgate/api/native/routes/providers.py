@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from mailgate.api.deps import CtxDep, SessionDep, require
+from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.fields import iso
 from mailgate.api.native import mapping
 from mailgate.api.native.envelope import IdempotencyDep, envelope, json_response
@@ -23,6 +23,7 @@ from mailgate.api.native.schemas import (
 from mailgate.api.routing import MailgateRoute
 from mailgate.domain import Permission
 from mailgate.errors import Invalid
+from mailgate.i18n import N_, translate
 from mailgate.services import providers as service
 from mailgate.services.accounts import Principal
 
@@ -43,6 +44,7 @@ async def create_provider(
     session: SessionDep,
     principal: Writer,
     idempotency: IdempotencyDep,
+    language: LanguageDep,
 ) -> Response:
     """Create an SMTP sending account."""
 
@@ -56,7 +58,7 @@ async def create_provider(
             )
         except Invalid as exc:
             raise mapping.rename_issues(exc) from exc
-        return envelope(request, mapping.provider_out(provider))
+        return envelope(request, mapping.provider_out(provider, language=language))
 
     return await idempotency.respond(principal, 201, produce)
 
@@ -66,6 +68,7 @@ async def list_providers(
     request: Request,
     session: SessionDep,
     principal: Reader,
+    language: LanguageDep,
     cursor: str | None = None,
     status: str | None = None,
     type: str | None = None,
@@ -83,7 +86,7 @@ async def list_providers(
         after_id=mapping.decode_cursor(cursor) if cursor else None,
         status=mapping.status_filter(status),
     )
-    items = [mapping.provider_out(p, with_variables=False) for p in page.items]
+    items = [mapping.provider_out(p, language=language, with_variables=False) for p in page.items]
     next_cursor = mapping.encode_cursor(page.items[-1].id) if page.has_more and page.items else None
     pagination = {"has_more": page.has_more, "next_cursor": next_cursor}
     return json_response(envelope(request, items, pagination=pagination))
@@ -91,13 +94,17 @@ async def list_providers(
 
 @router.get("/{provider_id}", response_model=ProviderEnvelope, responses=ERRORS)
 async def get_provider(
-    provider_id: str, request: Request, session: SessionDep, principal: Reader
+    provider_id: str,
+    request: Request,
+    session: SessionDep,
+    principal: Reader,
+    language: LanguageDep,
 ) -> Response:
     """Get one sending account."""
     provider = await service.get_provider(
         session=session, account_id=principal.account_id, ref=provider_id
     )
-    return json_response(envelope(request, mapping.provider_out(provider)))
+    return json_response(envelope(request, mapping.provider_out(provider, language=language)))
 
 
 @router.patch("/{provider_id}", response_model=ProviderEnvelope, responses=ERRORS)
@@ -109,6 +116,7 @@ async def update_provider(
     session: SessionDep,
     principal: Writer,
     idempotency: IdempotencyDep,
+    language: LanguageDep,
 ) -> Response:
     """Change the fields sent; omitted fields keep their values, ``null`` clears optional ones."""
 
@@ -125,7 +133,7 @@ async def update_provider(
             )
         except Invalid as exc:
             raise mapping.rename_issues(exc) from exc
-        return envelope(request, mapping.provider_out(provider))
+        return envelope(request, mapping.provider_out(provider, language=language))
 
     return await idempotency.respond(principal, 200, produce)
 
@@ -159,6 +167,7 @@ async def test_provider(
     session: SessionDep,
     principal: Writer,
     idempotency: IdempotencyDep,
+    language: LanguageDep,
 ) -> Response:
     """Connect, EHLO, TLS and AUTH for real; ``success: false`` says what failed."""
 
@@ -170,9 +179,9 @@ async def test_provider(
             session=session, box=ctx.box, settings=ctx.settings, provider=provider
         )
         if outcome.error is None:
-            message = "Connection and authentication succeeded."
+            message = translate(N_("Connection and authentication succeeded."), language)
         else:
-            message = outcome.error.message.format(**outcome.error.params)
+            message = translate(outcome.error.message, language, dict(outcome.error.params))
         data = {
             "success": outcome.success,
             "message": message,
@@ -185,13 +194,18 @@ async def test_provider(
 
 
 async def _set_enabled(
-    provider_id: str, enabled: bool, request: Request, session: SessionDep, principal: Principal
+    provider_id: str,
+    enabled: bool,
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    language: str,
 ) -> dict[str, Any]:
     provider = await service.get_provider(
         session=session, account_id=principal.account_id, ref=provider_id
     )
     provider = await service.set_enabled(session=session, provider=provider, enabled=enabled)
-    return envelope(request, mapping.provider_out(provider))
+    return envelope(request, mapping.provider_out(provider, language=language))
 
 
 @router.post("/{provider_id}/activate", response_model=ProviderEnvelope, responses=ERRORS)
@@ -201,10 +215,13 @@ async def activate_provider(
     session: SessionDep,
     principal: Writer,
     idempotency: IdempotencyDep,
+    language: LanguageDep,
 ) -> Response:
     """Enable a sending account for routing."""
     return await idempotency.respond(
-        principal, 200, lambda: _set_enabled(provider_id, True, request, session, principal)
+        principal,
+        200,
+        lambda: _set_enabled(provider_id, True, request, session, principal, language),
     )
 
 
@@ -215,8 +232,11 @@ async def deactivate_provider(
     session: SessionDep,
     principal: Writer,
     idempotency: IdempotencyDep,
+    language: LanguageDep,
 ) -> Response:
     """Stop routing mail through a sending account."""
     return await idempotency.respond(
-        principal, 200, lambda: _set_enabled(provider_id, False, request, session, principal)
+        principal,
+        200,
+        lambda: _set_enabled(provider_id, False, request, session, principal, language),
     )
