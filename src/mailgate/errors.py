@@ -77,6 +77,11 @@ class Invalid(MailgateError, ValueError):
         self.issues: tuple[Issue, ...] = (issues,) if isinstance(issues, Issue) else tuple(issues)
         super().__init__(message)
 
+    def renamed(self, names: Mapping[str, str]) -> Invalid:
+        """The same issues with field names translated (domain -> a surface's names)."""
+        issues = [dataclasses.replace(i, field=names.get(i.field, i.field)) for i in self.issues]
+        return type(self)(issues, self.message if self.message != type(self).message else None)
+
     @classmethod
     def field(cls, name: str, message: str, code: str = "invalid", **params: Any) -> Invalid:
         return cls(Issue(name, message, code, params))

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from mailgate.api.backoffice.schemas import ProviderCreate, ProviderUpdate
 from mailgate.api.fields import iso
-from mailgate.domain import ProviderStatus, Security
+from mailgate.domain import Security
 from mailgate.errors import Invalid, Issue
 from mailgate.i18n import N_, translate_stored
 from mailgate.services.providers import ProviderChanges
@@ -57,19 +57,9 @@ def to_changes(body: ProviderCreate | ProviderUpdate, *, partial: bool) -> Provi
     return ProviderChanges(**values)
 
 
-def rename_issues(exc: Invalid) -> Invalid:
-    """Service issues carry domain names; say them in the Back Office's names."""
-    issues = [
-        Issue(DOMAIN_TO_REQUEST.get(i.field, i.field), i.message, i.code, i.params)
-        for i in exc.issues
-    ]
-    return Invalid(issues, exc.message if exc.message != Invalid.message else None)
-
-
 def provider_out(provider: Provider, *, language: str) -> dict[str, Any]:
     """A provider as an SMTP Service Provider object, ``statusReason`` in ``language``.
     The password never leaves."""
-    status = provider.status if provider.is_enabled else ProviderStatus.INACTIVE.value
     return {
         "id": provider.id,
         "caption": provider.name,
@@ -82,7 +72,7 @@ def provider_out(provider: Provider, *, language: str) -> dict[str, Any]:
         "encryption": SECURITY_TO_ENCRYPTION[Security(provider.security)],
         "isEnabled": provider.is_enabled,
         "hasPassword": provider.password_encrypted is not None,
-        "status": status,
+        "status": provider.status,
         "statusReason": translate_stored(provider.status_reason, language),
         "lastTestedAt": iso(provider.last_tested_at),
         "createdAt": iso(provider.created_at),

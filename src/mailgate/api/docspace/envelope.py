@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-__all__ = ["json_response", "links", "wrap"]
+__all__ = ["links", "wrap"]
 
 
 def links(request: Request) -> list[dict[str, str]]:
@@ -23,8 +21,3 @@ def wrap(request: Request, payload: Any) -> dict[str, Any]:
         "status": 0,
         "statusCode": 200,
     }
-
-
-def json_response(body: dict[str, Any], status_code: int = 200) -> Response:
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(raw, status_code=status_code, media_type="application/json")

@@ -12,8 +12,9 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mailgate.api.docspace.envelope import json_response, links
+from mailgate.api.docspace.envelope import links
 from mailgate.api.problems import Kind, Problem
+from mailgate.api.responses import json_response
 
 TYPES: Final[dict[Kind, str]] = {
     Kind.INVALID: "ArgumentException",

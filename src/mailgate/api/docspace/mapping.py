@@ -81,17 +81,6 @@ def to_changes(body: SmtpSettingsIn, *, has_stored_password: bool, create: bool)
     return ProviderChanges(**values)
 
 
-def rename_issues(exc: Invalid) -> Invalid:
-    """Service issues carry domain names; say them in DocSpace's names."""
-    return Invalid(
-        [
-            Issue(DOMAIN_TO_REQUEST.get(i.field, i.field), i.message, i.code, i.params)
-            for i in exc.issues
-        ],
-        exc.message if exc.message != Invalid.message else None,
-    )
-
-
 def settings_out(provider: Provider) -> dict[str, Any]:
     """The default provider as ``SmtpSettingsDto``; the password is never shown."""
     return {

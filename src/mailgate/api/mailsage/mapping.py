@@ -53,15 +53,6 @@ def to_changes(body: ConfigCreate | ConfigUpdate, *, current: Provider | None) -
     return ProviderChanges(**values)
 
 
-def rename_issues(exc: Invalid) -> Invalid:
-    """Service issues carry domain names; say them in MailSage's names."""
-    issues = [
-        Issue(DOMAIN_TO_REQUEST.get(i.field, i.field), i.message, i.code, i.params)
-        for i in exc.issues
-    ]
-    return Invalid(issues, exc.message if exc.message != Invalid.message else None)
-
-
 def config_out(provider: Provider) -> dict[str, Any]:
     """A provider as a MailSage configuration. The password never leaves."""
     return {

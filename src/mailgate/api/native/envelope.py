@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -11,21 +10,17 @@ from starlette.responses import Response
 
 from mailgate.api.deps import SessionDep
 from mailgate.api.native.errors import request_id
+from mailgate.api.responses import json_response
 from mailgate.errors import Invalid
 from mailgate.i18n import N_
 from mailgate.services.accounts import Principal
 from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
 
-__all__ = ["Idempotency", "envelope", "json_response"]
+__all__ = ["Idempotency", "envelope"]
 
 
 def envelope(request: Request, data: Any, **extra: Any) -> dict[str, Any]:
     return {"ok": True, "meta": {"request_id": request_id(request)}, "data": data, **extra}
-
-
-def json_response(body: dict[str, Any], status_code: int = 200) -> Response:
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(raw, status_code=status_code, media_type="application/json")
 
 
 class Idempotency:

@@ -89,23 +89,11 @@ def to_changes(body: BaseModel, *, partial: bool) -> ProviderChanges:
     return ProviderChanges(**values)
 
 
-def rename_issues(exc: Invalid) -> Invalid:
-    """Service issues carry domain names; say them in this surface's names."""
-    return Invalid(
-        [
-            Issue(DOMAIN_TO_REQUEST.get(i.field, i.field), i.message, i.code, i.params)
-            for i in exc.issues
-        ],
-        exc.message if exc.message != Invalid.message else None,
-    )
-
-
 def provider_out(
     provider: Provider, *, language: str, with_variables: bool = True
 ) -> dict[str, Any]:
     """A provider as a Sendmux provider object; ``status_reason`` in ``language``."""
     is_active = provider.is_enabled
-    status = provider.status if is_active else ProviderStatus.INACTIVE.value
     quotas = {
         window.value: (None if q is None else {"min": q.min, "max": q.max})
         for window, q in quotas_of(provider).items()
@@ -114,7 +102,7 @@ def provider_out(
         "id": provider.public_id,
         "name": provider.name,
         "type": provider.driver,
-        "status": status,
+        "status": provider.status,
         "status_reason": translate_stored(provider.status_reason, language),
         "is_active": is_active,
         "is_shared": False,

@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailgate.api.problems import Kind, Problem
-from mailgate.api.smtp2go.envelope import envelope, json_response
+from mailgate.api.responses import json_response
+from mailgate.api.smtp2go.envelope import envelope
 from mailgate.api.smtp2go.mapping import error_code
 
 CODES: Final[dict[Kind, tuple[int, str]]] = {

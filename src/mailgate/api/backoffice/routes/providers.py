@@ -111,7 +111,7 @@ async def create_provider(
             changes=mapping.to_changes(body, partial=False),
         )
     except Invalid as exc:
-        raise mapping.rename_issues(exc) from exc
+        raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
     return JSONResponse(mapping.provider_out(provider, language=language), status_code=201)
 
 
@@ -134,7 +134,7 @@ async def update_provider(
             changes=mapping.to_changes(body, partial=True),
         )
     except Invalid as exc:
-        raise mapping.rename_issues(exc) from exc
+        raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
     return JSONResponse(mapping.provider_out(provider, language=language))
 
 

@@ -11,13 +11,14 @@ from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.docspace import mapping
-from mailgate.api.docspace.envelope import json_response, wrap
+from mailgate.api.docspace.envelope import wrap
 from mailgate.api.docspace.schemas import (
     ErrorWrapper,
     SmtpOperationStatusWrapper,
     SmtpSettingsIn,
     SmtpSettingsWrapper,
 )
+from mailgate.api.responses import json_response
 from mailgate.api.routing import MailgateRoute
 from mailgate.domain import Permission
 from mailgate.errors import Invalid, NotFound
@@ -68,7 +69,7 @@ async def save_smtp_settings(
                 session=session, box=ctx.box, provider=provider, changes=changes
             )
     except Invalid as exc:
-        raise mapping.rename_issues(exc) from exc
+        raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
     return json_response(wrap(request, mapping.settings_out(provider)))
 
 

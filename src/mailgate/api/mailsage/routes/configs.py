@@ -59,7 +59,7 @@ async def add_config(
             changes=mapping.to_changes(body, current=None),
         )
     except Invalid as exc:
-        raise mapping.rename_issues(exc) from exc
+        raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
     return JSONResponse(mapping.config_out(provider), status_code=201)
 
 
@@ -99,7 +99,7 @@ async def update_config(
             changes=mapping.to_changes(body, current=provider),
         )
     except Invalid as exc:
-        raise mapping.rename_issues(exc) from exc
+        raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
     return JSONResponse(mapping.config_out(provider))
 
 

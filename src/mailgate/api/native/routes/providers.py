@@ -10,7 +10,7 @@ from starlette.responses import Response
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.fields import iso
 from mailgate.api.native import mapping
-from mailgate.api.native.envelope import IdempotencyDep, envelope, json_response
+from mailgate.api.native.envelope import IdempotencyDep, envelope
 from mailgate.api.native.schemas import (
     ErrorEnvelope,
     ProviderCreate,
@@ -20,6 +20,7 @@ from mailgate.api.native.schemas import (
     ProviderTestEnvelope,
     ProviderUpdate,
 )
+from mailgate.api.responses import json_response
 from mailgate.api.routing import MailgateRoute
 from mailgate.domain import Permission
 from mailgate.errors import Invalid
@@ -57,7 +58,7 @@ async def create_provider(
                 changes=mapping.to_changes(body, partial=False),
             )
         except Invalid as exc:
-            raise mapping.rename_issues(exc) from exc
+            raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
         return envelope(request, mapping.provider_out(provider, language=language))
 
     return await idempotency.respond(principal, 201, produce)
@@ -132,7 +133,7 @@ async def update_provider(
                 changes=mapping.to_changes(body, partial=True),
             )
         except Invalid as exc:
-            raise mapping.rename_issues(exc) from exc
+            raise exc.renamed(mapping.DOMAIN_TO_REQUEST) from exc
         return envelope(request, mapping.provider_out(provider, language=language))
 
     return await idempotency.respond(principal, 200, produce)

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mailgate.api.responses import json_response
 from mailgate.api.routing import JsonAnyContentTypeRoute
 from mailgate.api.smtp2go import mapping
 from mailgate.api.smtp2go.auth import AnyKey
-from mailgate.api.smtp2go.envelope import envelope, json_response
+from mailgate.api.smtp2go.envelope import envelope
 from mailgate.api.smtp2go.schemas import (
     ErrorEnvelope,
     PermissionsEnvelope,

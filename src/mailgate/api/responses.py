@@ -1,0 +1,17 @@
+"""The JSON response every surface sends: compact, UTF-8 as is (no \\u escapes)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+__all__ = ["json_response"]
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(raw, status_code=status_code, media_type="application/json", headers=headers)
