@@ -24,7 +24,7 @@ import uvicorn
 from mailgate.api.app import create_app
 from mailgate.config import Settings
 from mailgate.services import accounts
-from mailgate.store.db import Database
+from mailgate.store.db import Database, migrate
 
 pytest_plugins = ["smtp_servers"]
 
@@ -77,6 +77,27 @@ def database_url(
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, migrated database for one test: the queue is global, tests must not share it."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}"
+        migrate(url)
+        yield url
+        return
+    reason = _postgres_reachable()
+    if reason:
+        pytest.skip(reason)
+    name = f"mailgate_queue_{secrets.token_hex(6)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    try:
+        migrate(url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -111,6 +132,7 @@ def make_settings(
         "database_url": database_url,
         "secret_key": secrets.token_urlsafe(32),
         "api_rate_limit": "100000/minute",
+        "run_workers": False,  # delivery tests start their own workers
         "smtp_timeout": 5.0,
         "smtp_ca_bundle": ca_bundle,
         "docspace_default_host": "smtp.installation.test",

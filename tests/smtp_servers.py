@@ -9,8 +9,15 @@ TLS uses a throwaway trustme CA: pass ``tls_ca_bundle`` as the client's CA bundl
     smtp_implicit_tls   TLS from the first byte; AUTH PLAIN/LOGIN required
     smtp_auth_plaintext plaintext; AUTH PLAIN/LOGIN offered without TLS
     smtp_rejecting      plaintext, no AUTH; RCPT "*reject*" -> 550, "*defer*" -> 451
+    smtp_scripted       like smtp_rejecting, plus failures on cue (see the fixture); runs each
+                        test twice: without and with PIPELINING advertised
+    smtp_ascii_only     plaintext, no AUTH, no SMTPUTF8
     refused_port        a 127.0.0.1 port nothing listens on
     stalled_server      (host, port) of a TCP server that accepts and never greets
+
+Every server counts its connections (``connections``, ``open_connections``,
+``peak_connections``) and keeps each chunk of bytes it read (``chunks``), which shows whether
+a client pipelined its commands.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import email.policy
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -50,6 +58,9 @@ SERVER_NAME = "smtp.test"
 REJECTED_REPLY = "550 5.1.1 User unknown"
 DEFERRED_REPLY = "451 4.3.0 Try again later"
 AUTH_REQUIRED_REPLY = "530 5.7.0 Authentication required"
+SENDER_REJECTED_REPLY = "553 5.7.1 Sender address rejected"
+REFUSED_MESSAGE_REPLY = "554 5.6.0 Message refused"
+DEFERRED_MESSAGE_REPLY = "452 4.3.1 Insufficient storage"
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,12 @@ class SmtpServer:
     port: int
     messages: list[ReceivedMessage] = field(default_factory=list)
     auth_attempts: list[AuthAttempt] = field(default_factory=list)
+    connections: int = 0  # accepted so far
+    open_connections: int = 0  # open right now (as the server sees it)
+    peak_connections: int = 0  # the most open at once
+    chunks: list[bytes] = field(default_factory=list)  # every read, in order
+    pipelining: bool = False  # PIPELINING advertised (smtp_scripted)
+    hang_up_on_next_mail: bool = False  # smtp_scripted: on cue, drop a connection at MAIL
 
 
 class _RecordingHandler:
@@ -138,6 +155,82 @@ class _RejectingHandler(_RecordingHandler):
         return "250 OK"
 
 
+class _ScriptedHandler(_RejectingHandler):
+    """Failures on cue, for smtp_scripted; "stall" and "hangup" in an address are cues."""
+
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.server.hang_up_on_next_mail:
+            self.server.hang_up_on_next_mail = False
+            return await _hang_up(smtp)
+        if "reject" in address:
+            return SENDER_REJECTED_REPLY
+        return await super().handle_MAIL(smtp, session, envelope, address, options)
+
+    async def handle_RCPT(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if "stall" in address:
+            await _forever()
+        return await super().handle_RCPT(smtp, session, envelope, address, options)
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        if any("hangup" in rcpt for rcpt in envelope.rcpt_tos):
+            return await _hang_up(smtp)
+        if b"X-Refuse: permanent" in content:
+            return REFUSED_MESSAGE_REPLY
+        if b"X-Refuse: temporary" in content:
+            return DEFERRED_MESSAGE_REPLY
+        return await super().handle_DATA(smtp, session, envelope)
+
+
+async def _hang_up(smtp: SMTP) -> str:
+    """Drop the connection without a reply (what a client sees when a server dies)."""
+    assert isinstance(smtp.transport, asyncio.Transport)
+    smtp.transport.abort()
+    return await _forever()  # aiosmtpd cancels the session once it sees the connection lost
+
+
+async def _forever() -> str:
+    await asyncio.get_running_loop().create_future()  # cancelled when the client hangs up
+    raise AssertionError("unreachable")
+
+
+class _CountingSMTP(SMTP):
+    """aiosmtpd's server session, counting connections and keeping what it reads."""
+
+    @property
+    def _server(self) -> SmtpServer:
+        server: SmtpServer = self.event_handler.server
+        return server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # not the second call, after STARTTLS
+            server = self._server
+            server.connections += 1
+            server.open_connections += 1
+            server.peak_connections = max(server.peak_connections, server.open_connections)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._server.open_connections -= 1
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        self._server.chunks.append(data)
+        super().data_received(data)
+
+
 def _is_tls(smtp: SMTP, session: Session) -> bool:
     # session.ssl is only filled in after STARTTLS; the transport knows about implicit TLS
     transport = smtp.transport
@@ -165,7 +258,7 @@ class _BoundController(Controller):
         )
 
     def factory(self) -> SMTP:
-        smtpd: SMTP = super().factory()  # type: ignore[no-untyped-call]
+        smtpd = _CountingSMTP(self.handler, **self.SMTP_kwargs)
         self._sessions.append(smtpd)
         return smtpd
 
@@ -216,10 +309,20 @@ def _serving(
     )
     try:
         controller.start()
+        _forget_the_trigger_connection(server)
         yield server
     finally:
         controller.stop(no_assert=True)
         listener.close()  # already closed by the server unless start() failed
+
+
+def _forget_the_trigger_connection(server: SmtpServer) -> None:
+    """Controller.start() connects once to make sure the server is up: don't count that one."""
+    deadline = time.monotonic() + 10
+    while server.open_connections and time.monotonic() < deadline:
+        time.sleep(0.005)
+    server.connections = server.peak_connections = 0
+    server.chunks.clear()
 
 
 @pytest.fixture(scope="session")
@@ -279,6 +382,28 @@ def smtp_auth_plaintext() -> Iterator[SmtpServer]:
 def smtp_rejecting() -> Iterator[SmtpServer]:
     """Plaintext, no AUTH. RCPT with "reject" in it -> 550 5.1.1, with "defer" -> 451 4.3.0."""
     with _serving(_RejectingHandler) as server:
+        yield server
+
+
+@pytest.fixture(params=[False, True], ids=["lockstep", "pipelining"])
+def smtp_scripted(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """Plaintext, no AUTH; PIPELINING advertised in the "pipelining" run. Cues:
+
+    MAIL "*reject*" -> 553; RCPT "*reject*" -> 550, "*defer*" -> 451, "*stall*" -> never answered;
+    a message to a "*hangup*" recipient -> connection dropped after the message, unanswered;
+    a header "X-Refuse: permanent" / "X-Refuse: temporary" -> 554 / 452 after the message;
+    ``server.hang_up_on_next_mail = True`` -> the next MAIL drops its connection, unanswered
+    (as a server that closed an idle connection looks to a client that sends on it).
+    """
+    with _serving(_ScriptedHandler) as server:
+        server.pipelining = request.param
+        yield server
+
+
+@pytest.fixture
+def smtp_ascii_only() -> Iterator[SmtpServer]:
+    """Plaintext, no AUTH, and no SMTPUTF8: non-ASCII addresses cannot be delivered here."""
+    with _serving(enable_SMTPUTF8=False) as server:
         yield server
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -79,7 +80,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (MAILGATE_HTTP_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (MAILGATE_HTTP_PORT).")] = None,
 ) -> None:
-    """Migrate, create the root account if needed, and serve every API surface."""
+    """Migrate, create the root account if needed, serve every API surface and deliver
+    (in-process workers unless MAILGATE_RUN_WORKERS=false)."""
     from mailgate.api.app import create_app
 
     settings = Settings()
@@ -92,6 +94,47 @@ def serve(
         log_level=settings.log_level,
         proxy_headers=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Deliver queued mail (no API): run as many as you like against one PostgreSQL."""
+    import signal
+
+    from mailgate.delivery.worker import Worker
+    from mailgate.security.secrets_box import SecretBox
+
+    settings = Settings()
+    migrate(settings.effective_database_url)
+
+    async def run() -> None:
+        database = Database(settings.effective_database_url)
+        delivery = Worker(database, SecretBox(settings.secret_keys()), settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        err.print(f"worker {delivery.worker_id} delivering")
+        try:
+            await delivery.run(stop)
+        finally:
+            await delivery.close()
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+@app.command("dev-sink")
+def dev_sink(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 2526,
+    show_body: Annotated[bool, typer.Option(help="Print whole messages.")] = False,
+) -> None:
+    """A local SMTP server that accepts any mail (and any AUTH) and prints it."""
+    from mailgate.dev_sink import serve_sink
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_sink(host, port, show_body=show_body, console=out))
 
 
 @keys_app.command("create")

@@ -48,6 +48,37 @@ class Settings(BaseSettings):
     smtp_ca_bundle: Path | None = Field(default=None, description="Extra CA bundle (PEM) to trust.")
     smtp_helo_name: str | None = Field(default=None, description="EHLO name; default: host name.")
 
+    # Accepting and delivering mail.
+    message_max_bytes: int = Field(
+        default=50 * 1024 * 1024, gt=0, description="Largest message, as MIME (SMTP2GO: 50 MB)."
+    )
+    message_id_domain: str | None = Field(
+        default=None, description="Domain of generated Message-IDs; default: the sender's."
+    )
+    run_workers: bool = Field(default=True, description="`serve` delivers in-process too.")
+    worker_concurrency: int = Field(default=50, ge=1, description="Messages in flight per worker.")
+    queue_batch_size: int = Field(default=100, ge=1, description="Messages claimed at once.")
+    queue_lease_seconds: float = Field(
+        default=300.0, gt=0, description="A claim not finished by then is claimed again."
+    )
+    queue_poll_seconds: float = Field(default=1.0, gt=0, description="Idle queue re-check.")
+    retry_schedule: list[int] = Field(
+        default=[60, 120, 300, 600, 1200, 2400, 3600],
+        description="Seconds to wait after the 1st, 2nd, ... soft failure (last one repeats).",
+    )
+    message_expiry_hours: float = Field(
+        default=72.0, gt=0, description="Deferred mail still undelivered then has failed."
+    )
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive connection failures that trip a provider."
+    )
+    circuit_cooldown_seconds: float = Field(
+        default=60.0, gt=0, description="How long a tripped provider rests before a probe."
+    )
+    pool_max_connections: int = Field(default=10, ge=1, description="Per provider.")
+    pool_max_messages_per_connection: int = Field(default=100, ge=1)
+    pool_idle_seconds: float = Field(default=30.0, gt=0)
+
     # DocSpace "reset to defaults" returns these installation settings.
     docspace_default_host: str = ""
     docspace_default_port: int = Field(default=25, ge=1, le=65535)

@@ -9,11 +9,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "Attachment",
     "AuthMethod",
+    "EventType",
+    "Mailbox",
+    "MessageDraft",
+    "MessageStatus",
+    "Outcome",
     "Permission",
     "ProviderStatus",
     "QuotaRange",
     "QuotaWindow",
+    "RecipientKind",
+    "RecipientStatus",
     "Security",
     "SmtpEndpoint",
 ]
@@ -56,6 +64,62 @@ class Permission(StrEnum):
     PROVIDERS_READ = "providers:read"
     PROVIDERS_WRITE = "providers:write"
     KEYS_READ = "keys:read"
+    MESSAGES_SEND = "messages:send"
+    MESSAGES_READ = "messages:read"
+
+
+class MessageStatus(StrEnum):
+    """Where a message is in its life. The queue is every row in QUEUED or DEFERRED."""
+
+    SCHEDULED = "scheduled"  # send_at in the future (still in the queue, not yet due)
+    QUEUED = "queued"
+    DEFERRED = "deferred"  # some recipient got a soft failure; retried later
+    DELIVERED = "delivered"  # every recipient accepted
+    PARTIAL = "partial"  # finished: some recipients delivered, others bounced/failed/rejected
+    BOUNCED = "bounced"  # finished: no recipient delivered, at least one hard bounce
+    FAILED = "failed"  # finished: expired while deferred
+    REJECTED = "rejected"  # every recipient refused at accept time (suppressed)
+    CANCELLED = "cancelled"
+
+
+class RecipientKind(StrEnum):
+    TO = "to"
+    CC = "cc"
+    BCC = "bcc"
+
+
+class RecipientStatus(StrEnum):
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    REJECTED = "rejected"  # suppressed at accept time: never sent
+    FAILED = "failed"  # gave up after the retry window
+    CANCELLED = "cancelled"
+
+
+class EventType(StrEnum):
+    """Closed vocabulary of what can happen to a message or a recipient."""
+
+    PROCESSED = "processed"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCE = "bounce"
+    REJECT = "reject"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SPAM = "spam"
+    UNSUBSCRIBE = "unsubscribe"
+    OPEN = "open"
+    CLICK = "click"
+
+
+class Outcome(StrEnum):
+    """What one delivery attempt did for one recipient."""
+
+    DELIVERED = "delivered"  # 2xx
+    SOFT = "soft"  # 4xx, timeout, disconnect: retry later
+    HARD = "hard"  # 5xx: a bounce, never retried
 
 
 @dataclass(frozen=True)
@@ -64,6 +128,48 @@ class QuotaRange:
 
     min: int
     max: int
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """An address with an optional display name (``"Name" <address>``)."""
+
+    address: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried by a message. With ``content_id`` it is an inline part (``cid:``)."""
+
+    filename: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+    content_id: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self.content_id is not None
+
+
+@dataclass(frozen=True)
+class MessageDraft:
+    """A message as an API describes it, before it becomes MIME. Bcc never becomes a header."""
+
+    sender: Mailbox
+    to: tuple[Mailbox, ...] = ()
+    cc: tuple[Mailbox, ...] = ()
+    bcc: tuple[Mailbox, ...] = ()
+    reply_to: tuple[Mailbox, ...] = ()
+    subject: str = ""
+    text: str | None = None
+    html: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def recipients(self) -> tuple[Mailbox, ...]:
+        return self.to + self.cc + self.bcc
 
 
 @dataclass(frozen=True)

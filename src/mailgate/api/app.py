@@ -22,6 +22,7 @@ from mailgate.api.context import AppContext
 from mailgate.api.problems import as_mailgate_error, describe
 from mailgate.api.surface import Surface
 from mailgate.config import Settings
+from mailgate.delivery.worker import Worker
 from mailgate.errors import MailgateError
 from mailgate.i18n import negotiate
 from mailgate.security.rate_limit import KeyRateLimiter, RateState
@@ -110,9 +111,20 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             smtp_tests=SmtpTestRunner(database, box, settings),
         )
         app.state.ctx = ctx
+        stop = asyncio.Event()
+        worker: Worker | None = None
+        delivering: asyncio.Task[None] | None = None
+        if settings.run_workers:
+            worker = Worker(database, box, settings)
+            ctx.wake_workers = worker.wake
+            delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
         try:
             yield
         finally:
+            stop.set()
+            if delivering is not None and worker is not None:
+                await delivering
+                await worker.close()
             await ctx.smtp_tests.close()
             await ctx.rate_limiter.close()
             await database.dispose()

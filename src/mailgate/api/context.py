@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from mailgate.config import Settings
 from mailgate.security.rate_limit import KeyRateLimiter
@@ -20,3 +21,5 @@ class AppContext:
     box: SecretBox
     rate_limiter: KeyRateLimiter
     smtp_tests: SmtpTestRunner
+    # Called after mail is committed, so in-process workers pick it up without polling.
+    wake_workers: Callable[[], None] = field(default=lambda: None)

@@ -148,6 +148,8 @@ _PYDANTIC: Final[dict[str, tuple[str, str]]] = {
     "list_type": ("invalid_type", N_("Must be a list.")),
     "string_too_short": ("too_short", N_("Must be at least {min_length} characters long.")),
     "string_too_long": ("too_long", N_("Must be at most {max_length} characters long.")),
+    "too_short": ("too_short", N_("Must have at least {min_length} items.")),
+    "too_long": ("too_long", N_("Must have at most {max_length} items.")),
     "greater_than": ("out_of_range", N_("Must be greater than {gt}.")),
     "greater_than_equal": ("out_of_range", N_("Must be at least {ge}.")),
     "less_than": ("out_of_range", N_("Must be less than {lt}.")),
@@ -168,7 +170,10 @@ _PYDANTIC_TAG: Final = re.compile(
 
 
 def _field_path(loc: Sequence[Any], rename: dict[str, str]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # FastAPI puts where the value came from first: ("body", "to", 0, ...).
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    parts = [str(p) for p in loc]
     # Drop pydantic's union-member and validator tags ('constrained-int', 'function-after[..]').
     parts = [p for p in parts if not _PYDANTIC_TAG.match(p)]
     path = ".".join(parts)

@@ -1,7 +1,18 @@
-"""One SMTP session with an upstream server, and the one place aiosmtplib errors are translated.
+"""SMTP sessions with an upstream server, and the one place aiosmtplib errors are translated.
 
-:func:`probe` connects, greets, secures (STARTTLS or implicit TLS), authenticates and,
-when given a :class:`TestMessage`, delivers it. Nothing else in Mailgate imports aiosmtplib.
+Both ways in open a session the same way (:func:`_open_session`: connect, greet, secure
+with STARTTLS or implicit TLS, authenticate) and translate failures with the same table:
+
+- :func:`probe` opens one session and, when given a :class:`TestMessage`, delivers it.
+- :func:`connect` opens a :class:`SmtpConnection` that delivers message after message
+  (:meth:`SmtpConnection.transact`), for :mod:`mailgate.delivery.smtp_pool`. aiosmtplib does
+  not pipeline, and its protocol hands out one reply per read (replies that arrive together
+  or early are dropped), so once the session is open the connection takes the transport over
+  with a small protocol of its own (:class:`_Wire`, replies parsed by :class:`_ReplyParser`)
+  and speaks MAIL / RCPT / DATA itself: in one write when the server offers PIPELINING
+  (RFC 2920), one command at a time otherwise.
+
+Nothing else in Mailgate imports aiosmtplib.
 
 Every failure leaves as an :class:`~mailgate.errors.SmtpError`. The translation is a lookup
 table from exception type to a small function, searched along the exception's MRO (most
@@ -21,6 +32,7 @@ specific class first), like httpx's ``map_httpcore_exceptions``::
     SMTPSenderRefused, SMTPRecipientRefused,
     SMTPRecipientsRefused, SMTPDataError  -> SmtpRejected         4xx / 5xx, code kept
     other SMTPResponseException           -> the current stage's refusal error, code kept
+    _MalformedReply                       -> SmtpConnectionError  not an SMTP reply
 
 Details are plain English that a person can act on, carry the server's reply code and text
 where there is one, and never contain the password.
@@ -31,17 +43,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.policy
+import re
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from aiosmtplib import (
     SMTP,
@@ -58,6 +72,7 @@ from aiosmtplib import (
     SMTPResponseException,
     SMTPSenderRefused,
     SMTPServerDisconnected,
+    SMTPStatus,
     SMTPTimeoutError,
 )
 
@@ -70,7 +85,17 @@ from mailgate.errors import (
     SmtpTlsError,
 )
 
-__all__ = ["ProbeResult", "TestMessage", "probe"]
+__all__ = [
+    "Envelope",
+    "ProbeResult",
+    "Reply",
+    "SmtpConnection",
+    "TestMessage",
+    "Transaction",
+    "connect",
+    "load_tls_context",
+    "probe",
+]
 
 
 @dataclass(frozen=True)
@@ -116,25 +141,101 @@ async def probe(
     verified against the system store plus ``ca_bundle`` unless ``endpoint.verify_tls``
     is false. Raises an :class:`~mailgate.errors.SmtpError` subclass on any failure.
     """
+    _check_supported(endpoint)  # before loading certificates, not only before connecting
+    started = time.perf_counter()
+    tls_context = await load_tls_context(endpoint, ca_bundle)
+    session = _Session(
+        host=endpoint.host, port=endpoint.port, timeout=timeout, password=endpoint.password
+    )
+    opened = await _open_session(endpoint, session, tls_context=tls_context, helo_name=helo_name)
+    client, reply, message_id = opened.client, opened.reply, None
+    try:
+        if message is not None:
+            with _translated_errors(session):
+                reply, message_id = await _send(client, session, message)
+        with contextlib.suppress(SMTPException, OSError):
+            await client.quit()
+    finally:
+        _hang_up(client, opened.transport)
+    return ProbeResult(
+        latency_ms=round((time.perf_counter() - started) * 1000),
+        tls=endpoint.security is not Security.NONE,
+        authenticated=endpoint.username is not None,
+        server_reply=session.redact(_reply_text(reply.code, reply.message)),
+        message_id=message_id,
+    )
+
+
+async def load_tls_context(endpoint: SmtpEndpoint, ca_bundle: Path | None) -> ssl.SSLContext | None:
+    """The TLS settings for ``endpoint`` (None for plaintext); load once, use for many sessions.
+
+    Raises :class:`~mailgate.errors.SmtpTlsError` when ``ca_bundle`` cannot be read.
+    """
+    if endpoint.security is Security.NONE:
+        return None
+    return await _load_tls_context(verify=endpoint.verify_tls, ca_bundle=ca_bundle)
+
+
+async def connect(
+    endpoint: SmtpEndpoint,
+    *,
+    timeout: float,  # noqa: ASYNC109 - per connect and per command, not one deadline
+    tls_context: ssl.SSLContext | None,
+    helo_name: str | None = None,
+    pipelining: bool = True,
+) -> SmtpConnection:
+    """Open an authenticated session with ``endpoint``, ready for :meth:`SmtpConnection.transact`.
+
+    ``tls_context`` comes from :func:`load_tls_context`. ``pipelining=False`` sends one
+    command at a time even when the server offers PIPELINING. Raises an
+    :class:`~mailgate.errors.SmtpError` subclass when the session cannot be opened.
+    """
+    session = _Session(
+        host=endpoint.host, port=endpoint.port, timeout=timeout, password=endpoint.password
+    )
+    opened = await _open_session(endpoint, session, tls_context=tls_context, helo_name=helo_name)
+    extensions = frozenset(opened.client.esmtp_extensions)
+    # From here on the transport is ours: aiosmtplib's client and protocol are left behind.
+    wire = _Wire(opened.transport)
+    opened.transport.set_protocol(wire)
+    return SmtpConnection(
+        wire, session, extensions=extensions, pipelining=pipelining and "pipelining" in extensions
+    )
+
+
+# --- opening a session, step by step --------------------------------------------------------
+
+
+def _check_supported(endpoint: SmtpEndpoint) -> None:
     if endpoint.username is not None and endpoint.auth_method is AuthMethod.NTLM:
         raise SmtpAuthError("NTLM authentication is not supported")
-    started = time.perf_counter()
-    tls_context = None
-    if endpoint.security is not Security.NONE:
-        tls_context = await _load_tls_context(verify=endpoint.verify_tls, ca_bundle=ca_bundle)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    client: SMTP
+    transport: asyncio.Transport  # the current one: the TLS transport after STARTTLS
+    reply: SMTPResponse  # the last reply: to EHLO, or to AUTH
+
+
+async def _open_session(
+    endpoint: SmtpEndpoint,
+    session: _Session,
+    *,
+    tls_context: ssl.SSLContext | None,
+    helo_name: str | None,
+) -> _Opened:
+    """Connect, greet, secure and authenticate as ``endpoint`` says; translated errors."""
+    _check_supported(endpoint)
     client = SMTP(
         hostname=endpoint.host,
         port=endpoint.port,
-        timeout=timeout,
+        timeout=session.timeout,
         local_hostname=helo_name,
         use_tls=endpoint.security is Security.TLS,
         start_tls=False,  # never upgrade on our behalf: Security.NONE means plaintext
         tls_context=tls_context,
     )
-    session = _Session(
-        host=endpoint.host, port=endpoint.port, timeout=timeout, password=endpoint.password
-    )
-    message_id = None
     transport = None
     try:
         with _translated_errors(session):
@@ -146,23 +247,21 @@ async def probe(
                 transport = client.transport
             if endpoint.username is not None:
                 reply = await _authenticate(client, session, endpoint, endpoint.username)
-            if message is not None:
-                reply, message_id = await _send(client, session, message)
-        with contextlib.suppress(SMTPException, OSError):
-            await client.quit()
-    finally:
-        client.close()
-        if isinstance(transport, asyncio.WriteTransport):
-            # close() on a TLS transport starts a close_notify exchange that holds the socket
-            # open until the server answers; the session is over, so free the socket now.
-            transport.abort()
-    return ProbeResult(
-        latency_ms=round((time.perf_counter() - started) * 1000),
-        tls=endpoint.security is not Security.NONE,
-        authenticated=endpoint.username is not None,
-        server_reply=session.redact(_reply_text(reply.code, reply.message)),
-        message_id=message_id,
-    )
+            if transport is None:  # lost on the way
+                raise SMTPServerDisconnected("Connection lost")
+    except BaseException:
+        _hang_up(client, transport)
+        raise
+    # A stream transport; not always an asyncio.Transport subclass (uvloop's are not).
+    return _Opened(client, cast(asyncio.Transport, transport), reply)
+
+
+def _hang_up(client: SMTP, transport: asyncio.BaseTransport | None) -> None:
+    client.close()
+    if transport is not None:
+        # close() on a TLS transport starts a close_notify exchange that holds the socket
+        # open until the server answers; the session is over, so free the socket now.
+        cast(asyncio.Transport, transport).abort()
 
 
 # --- the session, step by step -------------------------------------------------------------
@@ -184,11 +283,13 @@ _AUTH = _Stage("AUTH", SmtpAuthError)
 _MAIL = _Stage("MAIL FROM", SmtpRejected)
 _RCPT = _Stage("RCPT TO", SmtpRejected)
 _DATA = _Stage("DATA", SmtpRejected)
+_RSET = _Stage("RSET", SmtpConnectionError)
+_QUIT = _Stage("QUIT", SmtpConnectionError)
 
 
 @dataclass
 class _Session:
-    """Mutable progress of one probe: the facts error translation needs."""
+    """Mutable progress of one session: the facts error translation needs."""
 
     host: str
     port: int
@@ -337,6 +438,365 @@ def _tls_context(*, verify: bool, ca_bundle: Path | None) -> ssl.SSLContext:
     elif ca_bundle is not None:
         context.load_verify_locations(cafile=ca_bundle)
     return context
+
+
+# --- a pooled connection: message after message, pipelined when offered ----------------------
+
+_DATA_RATE = 100_000  # bytes per second we allow a message body at the least, on top of timeout
+_MAX_REPLY = 32_768  # bytes: a longer reply (or line) is garbage, not SMTP
+_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_FORBIDDEN_IN_ADDRESS = re.compile(r"[\x00-\x1f\x7f<>]")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply from the server; ``text`` joins the lines of a multiline reply with newlines."""
+
+    code: int
+    text: str
+
+    @property
+    def positive(self) -> bool:
+        return 200 <= self.code < 300
+
+    def __str__(self) -> str:
+        return _reply_text(self.code, self.text)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message to send: envelope addresses and the message bytes (CRLF or LF lines).
+
+    ``smtputf8`` is required when an address is not ASCII (RFC 6531); the data is sent as given
+    apart from line endings (normalised to CRLF) and dot-stuffing.
+    """
+
+    mail_from: str  # "" is the null reverse-path, for bounces
+    recipients: tuple[str, ...]
+    data: bytes
+    smtputf8: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.recipients:
+            raise ValueError("an envelope needs at least one recipient")
+        for address in (self.mail_from, *self.recipients):
+            if _FORBIDDEN_IN_ADDRESS.search(address):
+                raise ValueError(f"control character or angle bracket in address {address!r}")
+            if not self.smtputf8 and not address.isascii():
+                raise ValueError(f"non-ASCII address {address!r} needs smtputf8=True")
+        if any(not recipient for recipient in self.recipients):
+            raise ValueError("empty recipient address")
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """What the server answered to one message, as far as the session got.
+
+    ``rcpts`` holds one reply per recipient, in order, for as many as were answered. ``data``
+    is the reply to DATA (354 to go on), ``final`` the reply after the message body. With
+    ``failure`` the session broke before the transaction ended (timeout, disconnect, garbage);
+    the connection is then closed. ``stale`` says the connection was dead before the server
+    answered anything of this transaction: it had closed the connection while it sat idle, so
+    the message can be sent again on a fresh connection.
+    """
+
+    mail: Reply | None = None
+    rcpts: tuple[Reply, ...] = ()
+    data: Reply | None = None
+    final: Reply | None = None
+    failure: SmtpError | None = None
+    stale: bool = False
+
+
+class SmtpConnection:
+    """An open, authenticated session that sends one message after another.
+
+    Make one with :func:`connect`. After a transaction that did not end cleanly the next one
+    starts with RSET. A failure closes the connection (:attr:`usable` turns false): its state
+    is unknown, so it is never reused.
+    """
+
+    def __init__(
+        self, wire: _Wire, session: _Session, *, extensions: frozenset[str], pipelining: bool
+    ) -> None:
+        self._wire = wire
+        self._session = session
+        self.extensions = extensions  # lower-case ESMTP keywords from the last EHLO
+        self.pipelining = pipelining  # offered by the server, and not turned off
+        self.transactions = 0
+        self._needs_reset = False
+
+    @property
+    def usable(self) -> bool:
+        """Open, and in a known state (no failure, no unsolicited reply such as a 421)."""
+        return not (self._wire.closed or self._wire.unsolicited)
+
+    @property
+    def smtputf8(self) -> bool:
+        return "smtputf8" in self.extensions
+
+    async def transact(self, envelope: Envelope) -> Transaction:
+        """Send one message; return the replies. SMTP failures come back in the result."""
+        if envelope.smtputf8 and not self.smtputf8:
+            raise ValueError("the server does not support SMTPUTF8")
+        if not self.usable:
+            raise RuntimeError("the connection is closed or in an unknown state")
+        self.transactions += 1
+        progress = _Progress()
+        try:
+            with _translated_errors(self._session):
+                if self.pipelining:
+                    await self._pipelined(envelope, progress)
+                else:
+                    await self._lockstep(envelope, progress)
+        except SmtpError as error:
+            self.abort()
+            stale = progress.answered == 0 and isinstance(
+                error.__cause__, SMTPServerDisconnected | ConnectionError
+            )
+            return progress.result(failure=error, stale=stale)
+        except BaseException:  # cancelled, or a bug: the session is in an unknown state
+            self.abort()
+            raise
+        return progress.result()
+
+    async def quit(self, *, timeout: float) -> None:  # noqa: ASYNC109 - one command
+        """Say QUIT (waiting at most ``timeout`` for the reply) and close."""
+        if self.usable:
+            self._session.stage = _QUIT
+            with contextlib.suppress(SMTPServerDisconnected, TimeoutError, _MalformedReply):
+                self._wire.write(b"QUIT\r\n", replies=1)
+                await self._wire.reply(timeout)
+        self.abort()
+
+    def abort(self) -> None:
+        """Close at once, without QUIT."""
+        self._wire.abort()
+
+    # one transaction
+
+    async def _pipelined(self, envelope: Envelope, progress: _Progress) -> None:
+        """RFC 2920: [RSET] MAIL, every RCPT and DATA in one write, then the replies in order."""
+        mail, rcpts = self._commands(envelope)
+        reset = self._needs_reset
+        group = [b"RSET\r\n"] if reset else []
+        group += [mail, *rcpts, b"DATA\r\n"]
+        self._needs_reset = True  # until the transaction ends cleanly
+        self._session.stage = _RSET if reset else _MAIL
+        self._wire.write(b"".join(group), replies=len(group))
+        if reset:
+            await self._reset_reply(progress)
+        progress.mail = await self._reply(_MAIL, progress)
+        for _ in rcpts:
+            progress.rcpts.append(await self._reply(_RCPT, progress))
+        progress.data = await self._reply(_DATA, progress)
+        if progress.data.code != SMTPStatus.start_input:
+            return
+        if progress.mail.positive and progress.accepted:
+            await self._message(envelope.data, progress)
+        else:  # RFC 2920 3.1: DATA accepted without a valid recipient: send an empty message
+            self._wire.write(b".\r\n", replies=1)
+            await self._reply(_DATA, progress)
+
+    async def _lockstep(self, envelope: Envelope, progress: _Progress) -> None:
+        """One command at a time, stopping as soon as the transaction cannot go on."""
+        mail, rcpts = self._commands(envelope)
+        if self._needs_reset:
+            self._session.stage = _RSET
+            self._wire.write(b"RSET\r\n", replies=1)
+            await self._reset_reply(progress)
+        self._needs_reset = True  # until the transaction ends cleanly
+        progress.mail = await self._command(mail, _MAIL, progress)
+        if not progress.mail.positive:
+            return
+        for rcpt in rcpts:
+            progress.rcpts.append(await self._command(rcpt, _RCPT, progress))
+        if not progress.accepted:
+            return
+        progress.data = await self._command(b"DATA\r\n", _DATA, progress)
+        if progress.data.code == SMTPStatus.start_input:
+            await self._message(envelope.data, progress)
+
+    async def _message(self, data: bytes, progress: _Progress) -> None:
+        """The body after 354, and the final reply (with more time for a large message)."""
+        self._wire.write(_dot_stuffed(data), replies=1)
+        timeout = self._session.timeout
+        self._session.timeout = timeout + len(data) / _DATA_RATE
+        try:
+            progress.final = await self._reply(_DATA, progress)
+        finally:
+            self._session.timeout = timeout
+        self._needs_reset = False  # a final reply, whatever it says, ends the transaction
+
+    async def _reset_reply(self, progress: _Progress) -> None:
+        reply = await self._reply(_RSET, progress)
+        if not reply.positive:
+            raise SMTPResponseException(reply.code, reply.text)
+
+    async def _command(self, line: bytes, stage: _Stage, progress: _Progress) -> Reply:
+        self._session.stage = stage
+        self._wire.write(line, replies=1)
+        return await self._reply(stage, progress)
+
+    async def _reply(self, stage: _Stage, progress: _Progress) -> Reply:
+        self._session.stage = stage
+        reply = await self._wire.reply(self._session.timeout)
+        progress.answered += 1
+        return reply
+
+    def _commands(self, envelope: Envelope) -> tuple[bytes, list[bytes]]:
+        encoding = "utf-8" if envelope.smtputf8 else "ascii"
+        mail = [f"MAIL FROM:<{envelope.mail_from}>"]
+        if "size" in self.extensions:
+            mail.append(f"SIZE={len(envelope.data)}")
+        if "8bitmime" in self.extensions and not envelope.data.isascii():
+            mail.append("BODY=8BITMIME")
+        if envelope.smtputf8:
+            mail.append("SMTPUTF8")
+        rcpts = [f"RCPT TO:<{address}>\r\n".encode(encoding) for address in envelope.recipients]
+        return (" ".join(mail) + "\r\n").encode(encoding), rcpts
+
+
+@dataclass
+class _Progress:
+    """The replies of one transaction so far."""
+
+    mail: Reply | None = None
+    rcpts: list[Reply] = field(default_factory=list)
+    data: Reply | None = None
+    final: Reply | None = None
+    answered: int = 0  # replies received, RSET's included
+
+    @property
+    def accepted(self) -> bool:
+        return any(reply.positive for reply in self.rcpts)
+
+    def result(self, *, failure: SmtpError | None = None, stale: bool = False) -> Transaction:
+        return Transaction(
+            self.mail, tuple(self.rcpts), self.data, self.final, failure=failure, stale=stale
+        )
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it: CRLF lines, leading dots doubled, then the lone dot."""
+    body = _LINE_ENDINGS.sub(b"\r\n", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return _LEADING_DOT.sub(b"..", body) + b".\r\n"
+
+
+class _MalformedReply(Exception):
+    """The server sent something that is not an SMTP reply."""
+
+
+class _ReplyParser:
+    """Cuts the bytes a server sends into replies (RFC 5321 4.2). Pure: no I/O."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._lines: list[str] = []  # the lines so far of a multiline reply
+        self._size = 0
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """Every reply that ``data`` completes; raises :class:`_MalformedReply` on garbage."""
+        self._buffer += data
+        replies = []
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) != -1:
+            line = bytes(self._buffer[start:end]).rstrip(b"\r")
+            start = end + 1
+            if not (line[:3].isdigit() and line[3:4] in (b"", b" ", b"-")):
+                raise _MalformedReply(f"not an SMTP reply: {line[:80]!r}")
+            self._size += len(line)
+            if self._size > _MAX_REPLY:
+                raise _MalformedReply(f"reply longer than {_MAX_REPLY} bytes")
+            self._lines.append(line[4:].decode("utf-8", "replace").strip())
+            if line[3:4] != b"-":
+                replies.append(Reply(int(line[:3]), "\n".join(self._lines)))
+                self._lines, self._size = [], 0
+        del self._buffer[:start]
+        if len(self._buffer) > _MAX_REPLY:
+            raise _MalformedReply(f"reply longer than {_MAX_REPLY} bytes")
+        return replies
+
+
+class _Wire(asyncio.Protocol):
+    """The transport's protocol once a :class:`SmtpConnection` owns it.
+
+    Replies are queued in the order they arrive, however they are split into reads, and are
+    handed out one by one by :meth:`reply`; the connection writes through :meth:`write`,
+    saying how many replies the written commands owe. A reply nobody asked for (a "421
+    closing" on an idle connection) marks the connection :attr:`unsolicited`.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._parser = _ReplyParser()
+        self._replies: deque[Reply] = deque()
+        self._owed = 0  # replies the server has yet to send for what we wrote
+        self._waiter: asyncio.Future[None] | None = None
+        self._lost: Exception | None = None  # why no further reply will come
+        self.closed = transport.is_closing()
+        self.unsolicited = False
+
+    def write(self, data: bytes, *, replies: int) -> None:
+        if self.closed or self._lost is not None:
+            raise SMTPServerDisconnected("Connection lost")
+        self._owed += replies
+        self._transport.write(data)
+
+    async def reply(self, timeout: float) -> Reply:  # noqa: ASYNC109 - per reply
+        """The next reply; raises TimeoutError, SMTPServerDisconnected or _MalformedReply."""
+        async with asyncio.timeout(timeout):
+            while not self._replies:
+                if self._lost is not None:
+                    raise self._lost
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        return self._replies.popleft()
+
+    def abort(self) -> None:
+        self.closed = True
+        self._transport.abort()
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self._parser.feed(data)
+        except _MalformedReply as exc:
+            self._stop(exc)
+            self.abort()
+            return
+        for reply in replies:
+            if self._owed == 0:
+                self.unsolicited = True
+                continue
+            self._owed -= 1
+            self._replies.append(reply)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        return False  # close our side as well; connection_lost() follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        lost = SMTPServerDisconnected("Connection lost")
+        lost.__cause__ = exc
+        self._stop(lost)
+
+    def _stop(self, exc: Exception) -> None:
+        if self._lost is None:
+            self._lost = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 # --- error translation ---------------------------------------------------------------------
@@ -514,6 +974,12 @@ def _reply_refused(exc: SMTPResponseException, session: _Session) -> _Failure:
     )
 
 
+def _malformed(exc: _MalformedReply, session: _Session) -> _Failure:
+    return _Failure(
+        SmtpConnectionError, f"{session.address} sent garbage {_during(session)}: {exc}"
+    )
+
+
 def _smtp_failed(exc: SMTPException, session: _Session) -> _Failure:
     return _Failure(
         session.stage.refusal,
@@ -536,6 +1002,7 @@ _TRANSLATORS: dict[type[BaseException], _Translator] = {
     SMTPConnectError: _connect_failed,
     SMTPTimeoutError: _timed_out,
     SMTPServerDisconnected: _disconnected,
+    _MalformedReply: _malformed,
     # aiosmtplib: replies
     SMTPAuthenticationError: _login_rejected,
     SMTPSenderRefused: _sender_refused,

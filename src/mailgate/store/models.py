@@ -27,9 +27,15 @@ __all__ = [
     "Account",
     "ApiKey",
     "Base",
+    "Event",
     "IdempotencyRecord",
+    "Message",
+    "MessageContent",
+    "MessageRecipient",
+    "MessageTag",
     "Provider",
     "SmtpTestJob",
+    "Suppression",
     "utcnow",
 ]
 
@@ -176,3 +182,123 @@ class SmtpTestJob(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+QUEUED_STATUSES = ("scheduled", "queued", "deferred")
+
+
+class Message(Base):
+    """One accepted message. The queue is the rows in a QUEUED_STATUSES status whose
+    ``due_at`` has come and whose lease (if any) has expired."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(
+            "ix_messages_due",
+            "due_at",
+            sqlite_where=text("status IN ('scheduled', 'queued', 'deferred')"),
+            postgresql_where=text("status IN ('scheduled', 'queued', 'deferred')"),
+        ),
+        Index("ix_messages_account_created", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="SET NULL"), default=None
+    )
+    last_provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="SET NULL"), default=None
+    )
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    from_header: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    message_id_header: Mapped[str] = mapped_column(String(255))
+    smtputf8: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    send_at: Mapped[datetime | None] = mapped_column(default=None)
+    due_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MessageContent(Base):
+    """The raw MIME of a message, apart from the queue row so claims stay small."""
+
+    __tablename__ = "message_contents"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MessageTag(Base):
+    """A tag of a message, one row each, so filters and per-tag stats use an index."""
+
+    __tablename__ = "message_tags"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+
+
+class MessageRecipient(Base):
+    __tablename__ = "message_recipients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    address: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_reply: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """Something that happened to a message or one of its recipients."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_account_created", "account_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320), default=None)
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="SET NULL"), default=None
+    )
+    smtp_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Suppression(Base):
+    """An address or a whole domain the account must not send to."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("account_id", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    value: Mapped[str] = mapped_column(String(320))  # lower-cased address, or a domain
+    kind: Mapped[str] = mapped_column(String(8))  # "email" | "domain"
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

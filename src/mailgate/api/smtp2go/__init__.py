@@ -1,5 +1,5 @@
 """SMTP2GO compatibility surface: ``/v3`` (the whole sending platform; for now the key,
-the envelope and ``/api_keys/permissions``).
+the envelope, ``/api_keys/permissions`` and ``/email/...``).
 
 Every answer, success or error, is ``{"request_id": "<uuid>", "data": ...}``. The key travels
 as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bearer`` /
@@ -9,12 +9,13 @@ as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bear
 from fastapi import APIRouter
 
 from mailgate.api.smtp2go.errors import render_error
-from mailgate.api.smtp2go.routes import api_keys
+from mailgate.api.smtp2go.routes import api_keys, email
 from mailgate.api.surface import Surface
 
 PREFIX = "/v3"
 
 router = APIRouter(prefix=PREFIX)
 router.include_router(api_keys.router)
+router.include_router(email.router)
 
 surface = Surface(name="smtp2go", prefix=PREFIX, router=router, render_error=render_error)

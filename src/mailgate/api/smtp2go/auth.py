@@ -10,9 +10,10 @@ from fastapi import Depends, Request
 
 from mailgate.api.deps import bearer_or_header_key, require
 from mailgate.api.smtp2go.mapping import api_key_from_body
+from mailgate.domain import Permission
 from mailgate.services.accounts import Principal
 
-__all__ = ["AnyKey", "smtp2go_key"]
+__all__ = ["AnyKey", "MessageReader", "MessageSender", "smtp2go_key"]
 
 
 async def smtp2go_key(request: Request) -> str | None:
@@ -33,3 +34,5 @@ async def smtp2go_key(request: Request) -> str | None:
 
 # Endpoints every key may call: authenticated and counted, no particular permission.
 AnyKey = Annotated[Principal, Depends(require(None, smtp2go_key))]
+MessageSender = Annotated[Principal, Depends(require(Permission.MESSAGES_SEND, smtp2go_key))]
+MessageReader = Annotated[Principal, Depends(require(Permission.MESSAGES_READ, smtp2go_key))]

@@ -14,6 +14,11 @@ ERROR_CODE_PREFIX: Final = "E_ApiResponseCodes."
 # The permissions endpoint lists the ones a key may call; a test keeps this table complete.
 ENDPOINTS: Final[dict[str, Permission | None]] = {
     "/api_keys/permissions": None,
+    "/email/send": Permission.MESSAGES_SEND,
+    "/email/mime": Permission.MESSAGES_SEND,
+    "/email/scheduled": Permission.MESSAGES_READ,
+    "/email/scheduled/remove": Permission.MESSAGES_SEND,
+    "/email/search": Permission.MESSAGES_READ,
 }
 
 _REQUEST_ID: Final = re.compile(r"^req_([0-9a-f]{24})$")

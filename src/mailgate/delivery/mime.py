@@ -1,0 +1,635 @@
+"""Outgoing MIME: build a message from a :class:`~mailgate.domain.MessageDraft`, or accept
+one a caller wrote (raw MIME) safely. Pure functions: no I/O.
+
+:func:`build_message` lays the draft out as::
+
+    multipart/mixed                      only with attachments
+    ├── multipart/alternative            only with HTML
+    │   ├── text/plain                   the text, or one derived from the HTML
+    │   └── multipart/related            only with inline parts (content_id)
+    │       ├── text/html
+    │       └── image/png ...            Content-ID: <cid>, inline
+    └── application/pdf ...              attachments
+
+A text-only draft is a single text/plain part; inline parts without HTML to refer to them
+travel as inline parts in multipart/mixed, Content-ID kept.
+
+Every header that carries the caller's text is written here, not by ``email.headerregistry``:
+Python before 3.11.10 (CVE-2024-6923) decodes an RFC 2047 encoded-word in a display name,
+subject or filename while setting it and writes the decoded CR LF back out, so
+``=?utf-8?q?x=0D=0ABcc:...?=`` becomes a new header line. Here non-ASCII text (and text that
+merely looks like an encoded-word) is encoded into base64 encoded-words, plain ASCII is
+folded at its own whitespace, filenames use RFC 2231, and the serialised message is parsed
+back to prove it has exactly the header fields it was given. Bcc never becomes a header.
+
+:func:`parse_raw_message` works on the header block only: it checks it line by line
+(a bare CR or LF, NUL, other control characters or bad UTF-8 are refused), drops Bcc,
+adds Message-ID and Date when they are missing and reattaches the body unchanged except
+for line endings (CRLF everywhere, so no bare LF reaches DATA).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import re
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.headerregistry import AddressHeader, HeaderRegistry
+from email.message import EmailMessage, MIMEPart
+from email.parser import BytesParser
+from email.utils import format_datetime, make_msgid
+from typing import Final
+
+from email_validator import validate_email
+
+from mailgate.delivery.html_text import html_to_text
+from mailgate.domain import Attachment, Mailbox, MessageDraft
+from mailgate.errors import Invalid, Issue, PayloadTooLarge
+from mailgate.i18n import N_
+from mailgate.validation import check_email
+
+__all__ = [
+    "PROTECTED_HEADERS",
+    "BuiltMessage",
+    "ParsedSummary",
+    "build_message",
+    "html_to_text",
+    "parse_raw_message",
+]
+
+# --- messages (msgids) ---------------------------------------------------------------
+
+M_CONTROL: Final = N_("Must not contain line breaks or control characters.")
+M_UNICODE: Final = N_("Must be valid Unicode text (no unpaired surrogates).")
+M_ADDRESS: Final = N_("Must be a valid email address.")
+M_HOST: Final = N_("Must be a valid host name.")
+M_NO_RECIPIENTS: Final = N_("At least one recipient is required.")
+M_HEADER_NAME: Final = N_(
+    "Must be a header field name: printable ASCII characters without spaces or colons."
+)
+M_HEADER_PROTECTED: Final = N_("The {name} header is set by Mailgate and cannot be given.")
+M_LINE_TOO_LONG: Final = N_("Must not contain a word longer than {max} characters.")
+M_MIMETYPE: Final = N_("Must be a MIME type such as application/pdf, and not multipart.")
+M_CONTENT_ID: Final = N_(
+    "Must be a content id of letters, digits and symbols, without spaces or angle brackets."
+)
+M_UNSAFE: Final = N_("The message could not be built safely.")
+M_RAW_TOO_LARGE: Final = N_("The message is larger than the limit of {max_bytes} bytes.")
+M_RAW_CONTROL: Final = N_(
+    "The message headers contain a bare CR or LF, a NUL or another control character."
+)
+M_RAW_UTF8: Final = N_("The message headers contain 8-bit bytes that are not valid UTF-8.")
+M_RAW_SYNTAX: Final = N_("Line {line} of the message headers is not a header field.")
+M_RAW_FROM: Final = N_("The message must have exactly one From header with one address.")
+M_RAW_RECIPIENTS: Final = N_("The message has no recipients in its To, Cc or Bcc headers.")
+M_RAW_ADDRESS: Final = N_("The message contains an invalid address: {address}")
+M_RAW_FIELD_TOO_LONG: Final = N_("The {header} header is longer than {max} characters.")
+
+# --- the rules -----------------------------------------------------------------------
+
+PROTECTED_HEADERS: Final = frozenset(
+    {"from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id"}
+    | {"mime-version", "return-path", "received"}
+)
+"""Header names (lower case) a draft may not set; so are ``Content-*`` and ``Resent-*``."""
+_PROTECTED_PREFIXES: Final = ("content-", "resent-")
+_BCC_HEADERS: Final = frozenset({"bcc", "resent-bcc"})
+
+_POLICY: Final = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
+_POLICY_UTF8: Final = email.policy.SMTPUTF8.clone(cte_type="7bit", refold_source="none")
+_FOLD_AT: Final = 78  # RFC 5322 2.1.1: SHOULD
+_MAX_LINE: Final = 998  # ... and MUST
+_LONG_WORD: Final = 60  # longer words go as encoded-words, which can be split anywhere
+_MAX_ADDRESS_FIELD: Final = 16_384  # the stdlib address parser is quadratic: ~600 addresses
+_EW_BYTES: Final = 42  # UTF-8 bytes per encoded-word: 56 base64 characters, 68 in all
+_EW_BYTES_NAME: Final = 45  # the most one encoded-word holds (72): names split rarely
+
+_FIELD_NAME: Final = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext
+_UNSAFE_TEXT: Final = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # TAB is fine
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_PLAIN_ASCII: Final = re.compile(r"[ -~]*")
+_ATOMS: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_TOKENS: Final = re.compile(r"[ \t]*[^ \t]+|[ \t]+")
+_MIMETYPE: Final = re.compile(
+    r"([A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*)/([A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*)"
+)
+_CONTENT_ID: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]{1,250}")
+_HOST: Final = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+_ENVELOPE: Final = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+_RAW_FIELD: Final = re.compile(rb"([!-9;-~]+):")
+_RAW_CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_RAW_LINE_ENDINGS: Final = re.compile(rb"\r\n|\r|\n")
+_REGISTRY: Final = HeaderRegistry()
+
+
+@dataclass(frozen=True)
+class BuiltMessage:
+    """A complete message, ready for DATA, and the envelope to send it with."""
+
+    raw: bytes  # CRLF line endings throughout
+    message_id: str  # with angle brackets, as in the header
+    envelope_from: str  # the sender's bare address, domain IDNA-encoded
+    recipients: tuple[str, ...]  # to + cc + bcc, de-duplicated case-insensitively, in order
+    smtputf8: bool  # an address (or a raw message's headers) needs SMTPUTF8 (RFC 6531)
+
+
+@dataclass(frozen=True)
+class ParsedSummary:
+    """What a raw message says about itself, decoded; addresses as the headers write them."""
+
+    sender: Mailbox
+    to: tuple[Mailbox, ...] = ()
+    cc: tuple[Mailbox, ...] = ()
+    bcc: tuple[Mailbox, ...] = ()
+    subject: str = ""
+
+
+# --- building ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Address:
+    envelope: str  # local@domain, the domain IDNA-encoded
+    header: str  # the mailbox as a header writes it
+    utf8: bool  # the local part is not ASCII
+
+
+@dataclass
+class _Checks:
+    """Issues found so far; every check adds to it and the build raises them all at once."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, where: str, message: str, code: str = "invalid", /, **params: object) -> None:
+        self.issues.append(Issue(where, message, code, params))
+
+    def text(self, name: str, value: str) -> bool:
+        """True when ``value`` is safe in a header: no line breaks, controls or surrogates."""
+        if _SURROGATE.search(value):
+            self.add(name, M_UNICODE)
+            return False
+        if _UNSAFE_TEXT.search(value):
+            self.add(name, M_CONTROL)
+            return False
+        return True
+
+
+def build_message(
+    draft: MessageDraft, *, message_id_domain: str | None = None, now: datetime | None = None
+) -> BuiltMessage:
+    """The draft as MIME, with its envelope. Raises :class:`Invalid` listing every problem
+    (field names: ``from.name``, ``to.0.address``, ``subject``, ``headers.<Name>``,
+    ``attachments.0.filename``, ...)."""
+    checks = _Checks()
+    sender = _address(checks, "from", draft.sender)
+    groups = {
+        kind: [_address(checks, f"{kind}.{i}", box) for i, box in enumerate(boxes)]
+        for kind, boxes in (
+            ("to", draft.to),
+            ("cc", draft.cc),
+            ("bcc", draft.bcc),
+            ("reply_to", draft.reply_to),
+        )
+    }
+    if not draft.recipients:
+        checks.add("to", M_NO_RECIPIENTS, "required")
+    subject = _subject(checks, draft.subject)
+    custom = _custom_headers(checks, draft.headers)
+    id_domain = _message_id_domain(checks, message_id_domain, sender.envelope if sender else None)
+    for where, body in (("text", draft.text), ("html", draft.html)):
+        if body is not None and _SURROGATE.search(body):
+            checks.add(where, M_UNICODE)
+    parts = [_attachment_part(checks, i, a) for i, a in enumerate(draft.attachments)]
+    if checks.issues:
+        raise Invalid(checks.issues)
+    assert sender is not None and id_domain is not None
+    to, cc, bcc, reply_to = (
+        [a for a in groups[kind] if a is not None] for kind in ("to", "cc", "bcc", "reply_to")
+    )
+    addresses = [sender, *to, *cc, *bcc, *reply_to]
+    smtputf8 = any(a.utf8 for a in addresses)
+
+    message = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
+    message_id = make_msgid(domain=id_domain)
+    top: list[tuple[str, str]] = [("From", sender.header)]
+    top += [("To", ", ".join(a.header for a in to))] if to else []
+    top += [("Cc", ", ".join(a.header for a in cc))] if cc else []
+    top += [("Reply-To", ", ".join(a.header for a in reply_to))] if reply_to else []
+    top += [("Subject", subject), ("Date", _date(now)), ("Message-ID", message_id)]
+    top += [("MIME-Version", "1.0"), *custom]
+    for name, value in top:
+        folded = _fold(name, value)
+        if folded is None:  # only an address or the message id can get here
+            raise Invalid.field("mime", M_UNSAFE)
+        message.set_raw(name, folded)
+    _set_body(message, draft, [p for p in parts if p is not None])
+
+    raw = message.as_bytes()
+    if not _is_exactly(raw, message):
+        raise Invalid.field("mime", M_UNSAFE)
+    return BuiltMessage(
+        raw=raw,
+        message_id=message_id,
+        envelope_from=sender.envelope,
+        recipients=_unique(a.envelope for a in (*to, *cc, *bcc)),
+        smtputf8=smtputf8,
+    )
+
+
+def _address(checks: _Checks, name: str, mailbox: Mailbox) -> _Address | None:
+    display = mailbox.name or ""
+    name_ok = checks.text(f"{name}.name", display)
+    parts = _address_parts(mailbox.address)
+    if parts is None:
+        checks.add(f"{name}.address", M_ADDRESS)
+        return None
+    if not name_ok:
+        return None
+    local, domain = parts
+    envelope = f"{local}@{domain}"
+    header = f"{_phrase(display)} <{envelope}>" if display else envelope
+    return _Address(envelope=envelope, header=header, utf8=not local.isascii())
+
+
+def _address_parts(address: str) -> tuple[str, str] | None:
+    """(local part, IDNA-encoded domain) of a valid address, or None."""
+    try:
+        normalized = check_email(address)
+        local, _, domain = normalized.rpartition("@")
+        if not domain.isascii():  # same options as check_email, for the A-label form
+            domain = validate_email(
+                normalized,
+                check_deliverability=False,
+                allow_smtputf8=True,
+                globally_deliverable=False,
+                test_environment=True,
+            ).ascii_domain
+    except ValueError:  # EmailNotValidError and UnicodeError are ValueErrors
+        return None
+    envelope = f"{local}@{domain}"
+    if not _ENVELOPE.fullmatch(envelope) or _UNSAFE_TEXT.search(envelope):
+        return None
+    return local, domain
+
+
+def _phrase(text: str) -> str:
+    """A display name for a header: atoms as they are; other ASCII as a quoted string (which
+    keeps its white space); the rest (and encoded-word lookalikes) as encoded-words."""
+    if not _PLAIN_ASCII.fullmatch(text) or "=?" in text or _has_long_word(text):
+        return " ".join(_encoded_words(text, _EW_BYTES_NAME))
+    if _ATOMS.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _subject(checks: _Checks, subject: str) -> str:
+    if not checks.text("subject", subject):
+        return ""
+    return " ".join(_encoded_words(subject)) if _needs_encoding(subject) else subject
+
+
+def _needs_encoding(text: str) -> bool:
+    """Whether ``text`` must travel as encoded-words to arrive exactly as it is."""
+    return (
+        not _PLAIN_ASCII.fullmatch(text)
+        or "=?" in text  # would be decoded as an encoded-word
+        or text != text.strip()  # leading white space is lost in unfolding
+        or "  " in text
+        or _has_long_word(text)  # no room to fold
+    )
+
+
+def _has_long_word(text: str) -> bool:
+    return any(len(word) > _LONG_WORD for word in text.split(" "))
+
+
+def _encoded_words(text: str, size: int = _EW_BYTES) -> list[str]:
+    """RFC 2047 base64 encoded-words of at most ``size`` UTF-8 bytes each (45 make 72
+    characters, under the limit of 75), split between characters, after a space if one is
+    near: decoders drop the white space between encoded-words, but Python's adds it back
+    in display names, so a split at a space at least leaves the text readable there."""
+    chunks: list[str] = []
+    chunk = ""
+    for char in text:
+        if chunk and len((chunk + char).encode("utf-8")) > size:
+            cut = chunk.rfind(" ") + 1
+            if 0 < cut < len(chunk) and len((chunk[cut:] + char).encode("utf-8")) <= size // 2:
+                chunks.append(chunk[:cut])
+                chunk = chunk[cut:]
+            else:
+                chunks.append(chunk)
+                chunk = ""
+        chunk += char
+    if chunk:
+        chunks.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(c.encode()).decode('ascii')}?=" for c in chunks]
+
+
+def _fold(name: str, value: str) -> str | None:
+    """``value`` folded at its own white space (before a space or tab, never adding any),
+    lines joined with CRLF; None when a word is too long for the 998-character limit."""
+    lines: list[str] = []
+    line = ""
+    width = len(name) + 2  # "Name: "
+    for token in _TOKENS.findall(value):
+        if line and token.strip() and token[0] in " \t" and width + len(token) > _FOLD_AT:
+            lines.append(line)
+            line, width = "", 0
+        line += token
+        width += len(token)
+        if width > _MAX_LINE:
+            return None
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
+def _custom_headers(checks: _Checks, headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    kept: list[tuple[str, str]] = []
+    for name, value in headers:
+        where = f"headers.{name}"
+        key = name.lower()
+        if not _FIELD_NAME.fullmatch(name):
+            checks.add(where, M_HEADER_NAME)
+        elif key in PROTECTED_HEADERS or key.startswith(_PROTECTED_PREFIXES):
+            checks.add(where, M_HEADER_PROTECTED, "protected", name=name)
+        elif checks.text(where, value):
+            # ASCII values go as written (a List-Unsubscribe URL must not become an
+            # encoded-word); others as encoded-words, as unstructured text.
+            text = value if value.isascii() else " ".join(_encoded_words(value))
+            if _fold(name, text) is None:
+                checks.add(where, M_LINE_TOO_LONG, max=_MAX_LINE - len(name) - 2)
+            else:
+                kept.append((name, text))
+    return kept
+
+
+def _message_id_domain(checks: _Checks, configured: str | None, sender: str | None) -> str | None:
+    """The configured domain (IDNA-encoded), else the sender's, else ``localhost``."""
+    if configured is None:
+        domain = sender.rpartition("@")[2] if sender else "localhost"
+        return domain if _HOST.fullmatch(domain) else "localhost"
+    try:
+        domain = configured.strip().rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = ""
+    if not _HOST.fullmatch(domain):
+        checks.add("message_id_domain", M_HOST)
+        return None
+    return domain
+
+
+def _date(now: datetime | None) -> str:
+    moment = now or datetime.now(UTC)
+    return format_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _attachment_part(checks: _Checks, index: int, attachment: Attachment) -> MIMEPart | None:
+    where = f"attachments.{index}"
+    ok = checks.text(f"{where}.filename", attachment.filename)
+    mimetype = _MIMETYPE.fullmatch(attachment.mimetype)
+    if mimetype is None or mimetype.group(1).lower() == "multipart":
+        checks.add(f"{where}.mimetype", M_MIMETYPE)
+        ok = False
+    cid = attachment.content_id
+    if cid is not None:
+        cid = cid.removeprefix("<").removesuffix(">")
+        if not _CONTENT_ID.fullmatch(cid):
+            checks.add(f"{where}.content_id", M_CONTENT_ID)
+            ok = False
+    if not ok or mimetype is None:
+        return None
+    part = MIMEPart(policy=_POLICY)
+    maintype, subtype = mimetype.group(1).lower(), mimetype.group(2).lower()
+    part.set_content(attachment.content, maintype, subtype, cte="base64")
+    kind = "inline" if cid is not None else "attachment"
+    part.set_raw("Content-Disposition", _disposition(kind, attachment.filename))
+    if cid is not None:
+        part.set_raw("Content-ID", f"<{cid}>")
+    return part
+
+
+def _disposition(kind: str, filename: str) -> str:
+    """``attachment; filename=...``: a quoted string when plain ASCII, else RFC 2231
+    (UTF-8, percent-encoded, in continuations of at most 60 characters)."""
+    if not filename:
+        return kind
+    if not _needs_encoding(filename) and len(filename) <= 60:
+        quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{kind};\r\n filename="{quoted}"'
+    encoded = urllib.parse.quote(filename, safe="")
+    chunks = re.findall(r"(?:%[0-9A-F]{2}|[^%]){1,20}", encoded)  # never splits a %XX
+    if len(chunks) == 1:
+        return f"{kind};\r\n filename*=utf-8''{encoded}"
+    charset = "utf-8''"
+    params = [f"filename*{i}*={charset if i == 0 else ''}{c}" for i, c in enumerate(chunks)]
+    return kind + "".join(f";\r\n {p}" for p in params)
+
+
+def _set_body(message: EmailMessage, draft: MessageDraft, attachments: list[MIMEPart]) -> None:
+    inline = [p for p, a in zip(attachments, draft.attachments, strict=True) if a.inline]
+    files = [p for p, a in zip(attachments, draft.attachments, strict=True) if not a.inline]
+    if draft.html is None:
+        body = _text_part(draft.text or "", "plain")
+        files = attachments  # nothing refers to the inline parts: they ride along
+    else:
+        text = draft.text if draft.text is not None else html_to_text(draft.html)
+        html = _text_part(draft.html, "html")
+        if inline:
+            html = _multipart("related", [html, *inline])
+        body = _multipart("alternative", [_text_part(text, "plain"), html])
+    if files:
+        body = _multipart("mixed", [body, *files])
+    for name, value in body.raw_items():
+        message.set_raw(name, value)
+    message.set_payload(body.get_payload())
+
+
+def _text_part(text: str, subtype: str) -> MIMEPart:
+    part = MIMEPart(policy=_POLICY)
+    part.set_content(text, subtype=subtype)  # UTF-8; 7bit, quoted-printable or base64
+    return part
+
+
+def _multipart(subtype: str, parts: Iterable[MIMEPart]) -> MIMEPart:
+    container = MIMEPart(policy=_POLICY)
+    container.set_raw("Content-Type", f"multipart/{subtype}")
+    for part in parts:
+        container.attach(part)
+    return container
+
+
+def _is_exactly(raw: bytes, message: EmailMessage) -> bool:
+    """Whether ``raw`` parses back into the same header fields, part by part."""
+    if not raw.count(b"\r") == raw.count(b"\n") == raw.count(b"\r\n"):
+        return False  # a bare CR or LF
+    parsed = BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    built = [[k.lower() for k in part] for part in message.walk()]
+    found = [[k.lower() for k in part] for part in parsed.walk()]
+    return built == found and not _BCC_HEADERS.intersection(found[0])
+
+
+def _unique(addresses: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for address in addresses:
+        seen.setdefault(address.casefold(), address)
+    return tuple(seen.values())
+
+
+# --- raw MIME ------------------------------------------------------------------------
+
+
+@dataclass
+class _Field:
+    name: str
+    lines: list[str]  # as written, without line endings; continuation lines start with WSP
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    @property
+    def value(self) -> str:
+        """The unfolded value, without the name and surrounding white space."""
+        return "".join(self.lines)[len(self.name) + 1 :].strip(" \t")
+
+
+def parse_raw_message(
+    raw: bytes,
+    *,
+    max_bytes: int,
+    message_id_domain: str | None = None,
+    now: datetime | None = None,
+) -> tuple[BuiltMessage, ParsedSummary]:
+    """A caller's complete message, checked and ready for DATA: Bcc removed, Message-ID and
+    Date added if missing, the body kept as it was (line endings made CRLF).
+
+    Raises :class:`PayloadTooLarge` over ``max_bytes``, else :class:`Invalid` (field
+    ``mime``) for what cannot be sent safely."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(Issue("mime", M_RAW_TOO_LARGE, "too_large", {"max_bytes": max_bytes}))
+    fields, body = _split_raw(raw)
+    senders = [f for f in fields if f.key == "from"]
+    if len(senders) != 1:
+        raise Invalid.field("mime", M_RAW_FROM)
+    sender_boxes = _mailboxes(senders)
+    if len(sender_boxes) != 1:
+        raise Invalid.field("mime", M_RAW_FROM)
+    lists = {kind: _mailboxes([f for f in fields if f.key == kind]) for kind in ("to", "cc", "bcc")}
+    recipients = (*lists["to"], *lists["cc"], *lists["bcc"])
+    if not recipients:
+        raise Invalid.field("mime", M_RAW_RECIPIENTS)
+    subjects = [f for f in fields if f.key == "subject"]
+    subject = _safe(str(_REGISTRY("subject", subjects[0].value))) if subjects else ""
+    summary = ParsedSummary(
+        sender=sender_boxes[0][0],
+        to=tuple(box for box, _ in lists["to"]),
+        cc=tuple(box for box, _ in lists["cc"]),
+        bcc=tuple(box for box, _ in lists["bcc"]),
+        subject=subject,
+    )
+
+    kept = [f for f in fields if f.key not in _BCC_HEADERS]
+    ids = [f for f in kept if f.key == "message-id" and f.value]
+    kept = [f for f in kept if f.key != "message-id" or f.value]
+    added: list[str] = []
+    if ids:
+        message_id = ids[0].value
+    else:
+        checks = _Checks()
+        domain = _message_id_domain(checks, message_id_domain, sender_boxes[0][1])
+        if domain is None:
+            raise Invalid(checks.issues)
+        message_id = make_msgid(domain=domain)
+        added.append(f"Message-ID: {message_id}")
+    if not any(f.key == "date" for f in kept):
+        added.append(f"Date: {_date(now)}")
+    lines = [line for f in kept for line in f.lines] + added
+    header = "".join(line + "\r\n" for line in lines).encode("utf-8")
+    envelope = [sender_boxes[0][1], *(address for _, address in recipients)]
+    return (
+        BuiltMessage(
+            raw=header + b"\r\n" + _RAW_LINE_ENDINGS.sub(b"\r\n", body),
+            message_id=message_id,
+            envelope_from=sender_boxes[0][1],
+            recipients=_unique(address for _, address in recipients),
+            smtputf8=not header.isascii() or not all(a.isascii() for a in envelope),
+        ),
+        summary,
+    )
+
+
+def _split_raw(raw: bytes) -> tuple[list[_Field], bytes]:
+    """The header fields and the body (as given). Every header line must end like the
+    first one (CRLF, or LF throughout): anything else is a bare CR or LF."""
+    fields: list[_Field] = []
+    crlf: bool | None = None
+    position = number = 0
+    while position < len(raw):
+        end = raw.find(b"\n", position)
+        if end < 0:
+            line, position = raw[position:], len(raw)
+        else:
+            line, position = raw[position:end], end + 1
+            ends_crlf = line.endswith(b"\r")
+            crlf = ends_crlf if crlf is None else crlf
+            if ends_crlf != crlf:
+                raise Invalid.field("mime", M_RAW_CONTROL)
+            line = line.removesuffix(b"\r") if crlf else line
+        number += 1
+        if not line:
+            return fields, raw[position:]
+        if _RAW_CONTROL.search(line):
+            raise Invalid.field("mime", M_RAW_CONTROL)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid.field("mime", M_RAW_UTF8) from None
+        if _UNSAFE_TEXT.search(text):  # C1 controls, U+2028/U+2029
+            raise Invalid.field("mime", M_RAW_CONTROL)
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].lines.append(text)
+            continue
+        match = _RAW_FIELD.match(line)
+        if match is None:
+            raise Invalid.field("mime", M_RAW_SYNTAX, line=number)
+        fields.append(_Field(match.group(1).decode("ascii"), [text]))
+    return fields, b""
+
+
+def _mailboxes(fields: Sequence[_Field]) -> list[tuple[Mailbox, str]]:
+    """Each mailbox in these address fields, with its envelope address."""
+    found: list[tuple[Mailbox, str]] = []
+    for header_field in fields:
+        value = header_field.value
+        if len(value) > _MAX_ADDRESS_FIELD:
+            raise Invalid.field(
+                "mime", M_RAW_FIELD_TOO_LONG, header=header_field.name, max=_MAX_ADDRESS_FIELD
+            )
+        try:
+            header = _REGISTRY(header_field.key, value)
+        except Exception:  # the stdlib parser has raised many kinds on malformed input
+            raise Invalid.field("mime", M_RAW_ADDRESS, address=value) from None
+        if not isinstance(header, AddressHeader):  # from, to, cc and bcc always are
+            raise Invalid.field("mime", M_RAW_ADDRESS, address=value)
+        for address in header.addresses:
+            spec = address.addr_spec
+            parts = _address_parts(spec) if address.username and address.domain else None
+            if parts is None:
+                raise Invalid.field("mime", M_RAW_ADDRESS, address=spec or value)
+            name = _safe(address.display_name) or None
+            found.append((Mailbox(address=spec, name=name), f"{parts[0]}@{parts[1]}"))
+    return found
+
+
+def _safe(decoded: str) -> str:
+    """Decoded header text, refused when an encoded-word hid a line break or a control
+    character in it: an injection attempt like a raw one."""
+    if _UNSAFE_TEXT.search(decoded) or _SURROGATE.search(decoded):
+        raise Invalid.field("mime", M_RAW_CONTROL)
+    return decoded

@@ -1,0 +1,397 @@
+"""Accepting mail into the queue, and reading, searching and cancelling it.
+
+A message is accepted only when its row, its MIME, its recipients and its first events are
+committed in one transaction: whatever answers 2xx or 250 after :func:`accept` returns can
+survive a crash.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import formataddr
+from typing import Final
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mailgate.config import Settings
+from mailgate.delivery.mime import BuiltMessage, build_message, parse_raw_message
+from mailgate.domain import (
+    EventType,
+    Mailbox,
+    MessageDraft,
+    MessageStatus,
+    RecipientKind,
+    RecipientStatus,
+)
+from mailgate.errors import Conflict, Invalid, Issue, NotFound, PayloadTooLarge
+from mailgate.i18n import N_
+from mailgate.services.providers import get_provider
+from mailgate.services.suppressions import find_suppressed
+from mailgate.store.models import (
+    QUEUED_STATUSES,
+    Event,
+    Message,
+    MessageContent,
+    MessageRecipient,
+    MessageTag,
+    utcnow,
+)
+
+__all__ = [
+    "PUBLIC_ID_PREFIX",
+    "Accepted",
+    "MessageDetail",
+    "MessagePage",
+    "Submission",
+    "accept",
+    "cancel_message",
+    "get_message",
+    "list_messages",
+    "recipients_of",
+    "submission_from_draft",
+    "submission_from_raw",
+]
+
+PUBLIC_ID_PREFIX: Final = "msg_"
+CANCELLABLE: Final = frozenset(QUEUED_STATUSES)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One message ready to accept: its MIME and what the caller said about it."""
+
+    built: BuiltMessage
+    from_header: str
+    subject: str
+    recipients: tuple[tuple[str, RecipientKind], ...]
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    provider_ref: str | None = None
+    send_at: datetime | None = None
+
+
+def _kinds(
+    to: Sequence[Mailbox], cc: Sequence[Mailbox], bcc: Sequence[Mailbox]
+) -> tuple[tuple[str, RecipientKind], ...]:
+    seen: set[str] = set()
+    result: list[tuple[str, RecipientKind]] = []
+    for kind, boxes in ((RecipientKind.TO, to), (RecipientKind.CC, cc), (RecipientKind.BCC, bcc)):
+        for box in boxes:
+            if box.address.lower() not in seen:
+                seen.add(box.address.lower())
+                result.append((box.address, kind))
+    return tuple(result)
+
+
+def submission_from_draft(
+    draft: MessageDraft,
+    *,
+    settings: Settings,
+    tags: Sequence[str] = (),
+    metadata: Mapping[str, str] | None = None,
+    provider_ref: str | None = None,
+    send_at: datetime | None = None,
+) -> Submission:
+    built = build_message(draft, message_id_domain=settings.message_id_domain)
+    if len(built.raw) > settings.message_max_bytes:
+        raise PayloadTooLarge(
+            Issue(
+                "message",
+                N_("The message must not exceed {limit} bytes."),
+                "too_large",
+                {"limit": settings.message_max_bytes},
+            )
+        )
+    return Submission(
+        built=built,
+        from_header=formataddr((draft.sender.name or "", draft.sender.address)),
+        subject=draft.subject,
+        recipients=_kinds(draft.to, draft.cc, draft.bcc),
+        tags=tuple(tags),
+        metadata=dict(metadata or {}),
+        provider_ref=provider_ref,
+        send_at=send_at,
+    )
+
+
+def submission_from_raw(
+    raw: bytes,
+    *,
+    settings: Settings,
+    tags: Sequence[str] = (),
+    metadata: Mapping[str, str] | None = None,
+    provider_ref: str | None = None,
+    send_at: datetime | None = None,
+) -> Submission:
+    built, summary = parse_raw_message(
+        raw, max_bytes=settings.message_max_bytes, message_id_domain=settings.message_id_domain
+    )
+    return Submission(
+        built=built,
+        from_header=formataddr((summary.sender.name or "", summary.sender.address)),
+        subject=summary.subject,
+        recipients=_kinds(summary.to, summary.cc, summary.bcc),
+        tags=tuple(tags),
+        metadata=dict(metadata or {}),
+        provider_ref=provider_ref,
+        send_at=send_at,
+    )
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message: Message
+    accepted: tuple[str, ...]  # recipients queued for delivery
+    rejected: tuple[str, ...]  # suppressed recipients: never sent
+
+
+async def accept(
+    *,
+    session: AsyncSession,
+    account_id: int,
+    submissions: Sequence[Submission],
+    settings: Settings,
+) -> list[Accepted]:
+    """Commit every submission (all or none) and return what was queued and what refused."""
+    now = utcnow()
+    expiry = timedelta(hours=settings.message_expiry_hours)
+    providers: dict[str, int] = {}
+    for index, submission in enumerate(submissions):
+        ref = submission.provider_ref
+        if ref is not None and ref not in providers:
+            try:
+                found = await get_provider(session=session, account_id=account_id, ref=ref)
+            except NotFound as exc:
+                prefix = f"{index}." if len(submissions) > 1 else ""
+                raise Invalid.field(
+                    f"{prefix}provider_id", N_("No provider with id {id}."), id=ref[:64]
+                ) from exc
+            providers[ref] = found.id
+    addresses = {address for s in submissions for address, _ in s.recipients}
+    suppressed = await find_suppressed(session=session, account_id=account_id, addresses=addresses)
+
+    results: list[Accepted] = []
+    pending: list[tuple[Message, Submission]] = []
+    for submission in submissions:
+        wanted = [address for address, _ in submission.recipients]
+        refused = tuple(a for a in wanted if a in suppressed)
+        queued = tuple(a for a in wanted if a not in suppressed)
+        scheduled = submission.send_at is not None and submission.send_at > now
+        if not queued:
+            status = MessageStatus.REJECTED
+        else:
+            status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
+        due = submission.send_at if scheduled and submission.send_at else now
+        message = Message(
+            public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
+            account_id=account_id,
+            status=status.value,
+            provider_id=providers.get(submission.provider_ref or ""),
+            envelope_from=submission.built.envelope_from,
+            from_header=submission.from_header,
+            subject=submission.subject,
+            message_id_header=submission.built.message_id,
+            smtputf8=submission.built.smtputf8,
+            size=len(submission.built.raw),
+            tags=list(submission.tags),
+            meta=dict(submission.metadata),
+            attempts=0,
+            send_at=submission.send_at,
+            due_at=due,
+            expires_at=due + expiry,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(message)
+        pending.append((message, submission))
+        results.append(Accepted(message=message, accepted=queued, rejected=refused))
+    await session.flush()  # ids for the children below
+
+    for message, submission in pending:
+        session.add(MessageContent(message_id=message.id, raw=submission.built.raw))
+        for tag in dict.fromkeys(submission.tags):
+            session.add(MessageTag(message_id=message.id, tag=tag))
+        for address, kind in submission.recipients:
+            refused_here = address in suppressed
+            session.add(
+                MessageRecipient(
+                    message_id=message.id,
+                    address=address,
+                    kind=kind.value,
+                    status=(
+                        RecipientStatus.REJECTED if refused_here else RecipientStatus.QUEUED
+                    ).value,
+                    updated_at=now,
+                )
+            )
+            if refused_here:
+                session.add(
+                    Event(
+                        account_id=account_id,
+                        message_id=message.id,
+                        type=EventType.REJECT.value,
+                        recipient=address,
+                        detail="suppressed",
+                        created_at=now,
+                    )
+                )
+        session.add(
+            Event(
+                account_id=account_id,
+                message_id=message.id,
+                type=EventType.PROCESSED.value,
+                created_at=now,
+            )
+        )
+    await session.commit()
+    return results
+
+
+@dataclass(frozen=True)
+class MessageDetail:
+    message: Message
+    recipients: list[MessageRecipient]
+    events: list[Event]
+
+
+async def _message(session: AsyncSession, account_id: int, public_id: str) -> Message:
+    query = select(Message).where(Message.account_id == account_id, Message.public_id == public_id)
+    message = (await session.execute(query)).scalar_one_or_none()
+    if message is None:
+        raise NotFound(N_("No message with id {id}."), id=public_id[:64])
+    return message
+
+
+async def get_message(*, session: AsyncSession, account_id: int, public_id: str) -> MessageDetail:
+    message = await _message(session, account_id, public_id)
+    recipients = (
+        await session.execute(
+            select(MessageRecipient)
+            .where(MessageRecipient.message_id == message.id)
+            .order_by(MessageRecipient.id)
+        )
+    ).scalars()
+    events = (
+        await session.execute(
+            select(Event).where(Event.message_id == message.id).order_by(Event.id)
+        )
+    ).scalars()
+    return MessageDetail(message=message, recipients=list(recipients), events=list(events))
+
+
+async def recipients_of(
+    *, session: AsyncSession, message_ids: Sequence[int]
+) -> dict[int, list[MessageRecipient]]:
+    """The recipients of each given message (one query), in the order they were given."""
+    found: dict[int, list[MessageRecipient]] = {i: [] for i in message_ids}
+    if not message_ids:
+        return found
+    rows = await session.execute(
+        select(MessageRecipient)
+        .where(MessageRecipient.message_id.in_(list(message_ids)))
+        .order_by(MessageRecipient.id)
+    )
+    for row in rows.scalars():
+        found[row.message_id].append(row)
+    return found
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    items: list[Message]
+    has_more: bool
+
+
+async def list_messages(
+    *,
+    session: AsyncSession,
+    account_id: int,
+    limit: int,
+    before_id: int | None = None,
+    statuses: Sequence[MessageStatus] = (),
+    tag: str | None = None,
+    recipient: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    subject_contains: str | None = None,
+    sender_contains: str | None = None,
+) -> MessagePage:
+    """Newest first; page with ``before_id`` (the last id of the previous page).
+    ``*_contains`` match case-insensitively anywhere in the subject or the From header."""
+    query = select(Message).where(Message.account_id == account_id)
+    if subject_contains:
+        query = query.where(
+            func.lower(Message.subject).contains(subject_contains.lower(), autoescape=True)
+        )
+    if sender_contains:
+        query = query.where(
+            func.lower(Message.from_header).contains(sender_contains.lower(), autoescape=True)
+        )
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    if statuses:
+        query = query.where(Message.status.in_([s.value for s in statuses]))
+    if since is not None:
+        query = query.where(Message.created_at >= since)
+    if until is not None:
+        query = query.where(Message.created_at < until)
+    if recipient is not None:
+        query = query.where(
+            Message.id.in_(
+                select(MessageRecipient.message_id).where(MessageRecipient.address == recipient)
+            )
+        )
+    if tag is not None:
+        query = query.where(
+            Message.id.in_(select(MessageTag.message_id).where(MessageTag.tag == tag))
+        )
+    rows = list(
+        (await session.execute(query.order_by(Message.id.desc()).limit(limit + 1))).scalars()
+    )
+    return MessagePage(items=rows[:limit], has_more=len(rows) > limit)
+
+
+async def cancel_message(*, session: AsyncSession, account_id: int, public_id: str) -> Message:
+    """Cancel scheduled or queued mail that no worker is sending right now."""
+    message = await _message(session, account_id, public_id)
+    now = utcnow()
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.id == message.id,
+            Message.status.in_(list(CANCELLABLE)),
+            (Message.lease_expires_at.is_(None)) | (Message.lease_expires_at < now),
+        )
+        .values(status=MessageStatus.CANCELLED.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        leased = message.lease_expires_at is not None and message.lease_expires_at >= now
+        status = "sending" if leased else message.status
+        await session.rollback()  # expires ``message``: read what the error says before
+        raise Conflict(N_("The message cannot be cancelled: it is {status}."), status=status)
+    await session.execute(
+        update(MessageRecipient)
+        .where(
+            MessageRecipient.message_id == message.id,
+            MessageRecipient.status.in_(
+                [RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value]
+            ),
+        )
+        .values(status=RecipientStatus.CANCELLED.value, updated_at=now)
+    )
+    session.add(
+        Event(
+            account_id=account_id,
+            message_id=message.id,
+            type=EventType.CANCELLED.value,
+            created_at=now,
+        )
+    )
+    await session.commit()
+    await session.refresh(message)
+    return message

@@ -1,0 +1,267 @@
+"""The worker against real upstreams and a real queue (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from datetime import timedelta
+from pathlib import Path
+
+from queue_support import bench
+from sqlalchemy import update
+
+from mailgate.delivery.queue import claim_due
+from mailgate.domain import QuotaRange, QuotaWindow
+from mailgate.services.suppressions import SuppressionReason, find_suppressed, suppress
+from mailgate.store.models import Message, utcnow
+from smtp_servers import SmtpServer, _serving
+
+
+async def test_a_message_is_delivered_with_its_headers_and_events(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        [public_id] = await b.send(
+            to=["to@example.com"],
+            cc=["cc@example.com"],
+            bcc=["hidden@example.com"],
+            subject="Grüße — 配信テスト",
+        )
+        assert (await b.message(public_id)).status == "queued"
+        worker = b.worker()
+        await worker.run_until_idle()
+        await worker.close()
+
+        assert len(smtp_plain.messages) == 1
+        received = smtp_plain.messages[0]
+        assert sorted(received.rcpt_tos) == [
+            "cc@example.com",
+            "hidden@example.com",
+            "to@example.com",
+        ]
+        parsed = email.message_from_bytes(received.data, policy=email.policy.default)
+        assert parsed["Subject"] == "Grüße — 配信テスト"
+        assert "hidden@example.com" not in received.data.decode("ascii", "replace")
+        assert parsed["Message-ID"] and parsed["Date"]
+
+        message = await b.message(public_id)
+        assert message.status == "delivered"
+        assert message.lease_owner is None and message.attempts == 1
+        statuses = {a: r.status for a, r in (await b.recipients(public_id)).items()}
+        assert set(statuses.values()) == {"delivered"}
+        events = await b.events(public_id)
+        assert events[0] == ("processed", None)
+        assert sorted(r for t, r in events if t == "delivered") == sorted(statuses)
+
+
+async def test_per_recipient_outcomes_bounce_suppress_and_defer(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_rejecting: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_rejecting.host, smtp_rejecting.port)
+        [public_id] = await b.send(
+            to=["ok@example.com", "reject-me@example.com", "defer-me@example.com"]
+        )
+        worker = b.worker()
+        await worker.run_until_idle()
+        await worker.close()
+
+        assert [m.rcpt_tos for m in smtp_rejecting.messages] == [["ok@example.com"]]
+        rows = await b.recipients(public_id)
+        assert rows["ok@example.com"].status == "delivered"
+        assert rows["reject-me@example.com"].status == "bounced"
+        assert rows["reject-me@example.com"].last_code == 550
+        assert rows["defer-me@example.com"].status == "deferred"
+        assert rows["defer-me@example.com"].last_code == 451
+        message = await b.message(public_id)
+        assert message.status == "deferred"
+        assert message.due_at > utcnow() + timedelta(seconds=30)  # retry_schedule=[60]
+        kinds = {(t, r) for t, r in await b.events(public_id)}
+        assert {
+            ("delivered", "ok@example.com"),
+            ("bounce", "reject-me@example.com"),
+            ("deferred", "defer-me@example.com"),
+        } <= kinds
+        async with b.database.session() as session:
+            suppressed = await find_suppressed(
+                session=session,
+                account_id=b.account_id,
+                addresses=["reject-me@example.com", "ok@example.com"],
+            )
+        assert suppressed == {"reject-me@example.com"}
+
+        # A hard-bounced address is refused at the next send, never sent again.
+        [again] = await b.send(to=["reject-me@example.com"])
+        assert (await b.message(again)).status == "rejected"
+        assert ("reject", "reject-me@example.com") in await b.events(again)
+
+
+async def test_soft_failures_retry_then_expire(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_rejecting: SmtpServer
+) -> None:
+    async with bench(
+        fresh_database_url, tmp_path, tls_ca_bundle, retry_schedule=[0], message_expiry_hours=1.0
+    ) as b:
+        await b.provider(smtp_rejecting.host, smtp_rejecting.port)
+        [public_id] = await b.send(to=["defer-me@example.com"])
+        worker = b.worker()
+        for message_id in await worker.claim(10):
+            await worker.deliver(message_id)
+        assert (await b.message(public_id)).status == "deferred"
+        # Second try, then the message is past its expiry: it fails for good.
+        for message_id in await worker.claim(10):
+            await worker.deliver(message_id)
+        assert (await b.recipients(public_id))["defer-me@example.com"].attempts == 2
+        async with b.database.session() as session:
+            await session.execute(
+                update(Message)
+                .where(Message.public_id == public_id)
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+            await session.commit()
+        for message_id in await worker.claim(10):
+            await worker.deliver(message_id)
+        await worker.close()
+        assert (await b.message(public_id)).status == "failed"
+        assert (await b.recipients(public_id))["defer-me@example.com"].status == "failed"
+        assert ("failed", "defer-me@example.com") in await b.events(public_id)
+
+
+async def test_suppressed_recipients_are_rejected_at_send_time(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        async with b.database.session() as session:
+            await suppress(
+                session=session,
+                account_id=b.account_id,
+                address="blocked.example",
+                reason=SuppressionReason.MANUAL,
+            )
+            await session.commit()
+        [public_id] = await b.send(to=["fine@example.com", "anyone@BLOCKED.example"])
+        worker = b.worker()
+        await worker.run_until_idle()
+        await worker.close()
+        assert [m.rcpt_tos for m in smtp_plain.messages] == [["fine@example.com"]]
+        rows = await b.recipients(public_id)
+        assert rows["anyone@BLOCKED.example"].status == "rejected"
+        assert (await b.message(public_id)).status == "partial"
+
+
+async def test_failover_and_the_circuit_breaker(
+    fresh_database_url: str,
+    tmp_path: Path,
+    tls_ca_bundle: Path,
+    smtp_plain: SmtpServer,
+    refused_port: int,
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle, circuit_failure_threshold=2) as b:
+        broken = await b.provider("127.0.0.1", refused_port, name="broken", percentage=100)
+        await b.provider(smtp_plain.host, smtp_plain.port, name="healthy", percentage=1)
+        ids = await b.send(6)
+        worker = b.worker()
+        await worker.run_until_idle()
+        await worker.close()
+        assert len(smtp_plain.messages) == 6
+        assert {(await b.message(i)).status for i in ids} == {"delivered"}
+        row = await b.provider_row(broken)
+        assert row.status == "error"
+        assert row.status_reason and "refused" in row.status_reason
+
+
+async def test_an_explicit_provider_is_used_whatever_its_weight(
+    fresh_database_url: str,
+    tmp_path: Path,
+    tls_ca_bundle: Path,
+) -> None:
+    with _serving() as first, _serving() as second:
+        async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+            await b.provider(first.host, first.port, name="first", percentage=100)
+            chosen = await b.provider(second.host, second.port, name="second", percentage=0)
+            await b.send(3, provider_ref=str(chosen))
+            await b.send(2)
+            worker = b.worker()
+            await worker.run_until_idle()
+            await worker.close()
+        assert (len(first.messages), len(second.messages)) == (2, 3)
+
+
+async def test_weighting_spreads_traffic_by_percentage(
+    fresh_database_url: str,
+    tmp_path: Path,
+    tls_ca_bundle: Path,
+) -> None:
+    with _serving() as heavy, _serving() as light:
+        async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+            await b.provider(heavy.host, heavy.port, name="heavy", percentage=75)
+            await b.provider(light.host, light.port, name="light", percentage=25)
+            await b.send(400)
+            worker = b.worker()
+            await worker.run_until_idle(limit_seconds=120)
+            await worker.close()
+        total = len(heavy.messages) + len(light.messages)
+        assert total == 400
+        # Binomial(400, 0.25): mean 100, sd ~8.7; 5 sd either side never fails by chance.
+        assert 57 <= len(light.messages) <= 143
+
+
+async def test_quotas_hold_mail_until_the_window_has_room(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(
+            smtp_plain.host,
+            smtp_plain.port,
+            quotas={QuotaWindow.PER_HOUR: QuotaRange(5, 5)},
+        )
+        ids = await b.send(8)
+        worker = b.worker()
+        for message_id in await worker.claim(100):
+            await worker.deliver(message_id)
+        await worker.close()
+        assert len(smtp_plain.messages) == 5
+        statuses = [(await b.message(i)).status for i in ids]
+        assert statuses.count("delivered") == 5
+        assert statuses.count("queued") == 3  # held back, not failed, no deferral event
+        for public_id in ids:
+            assert not [t for t, _ in await b.events(public_id) if t == "deferred"]
+
+
+async def test_an_expired_lease_is_claimed_again(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle, queue_lease_seconds=0.5) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        [public_id] = await b.send()
+        crashed = b.worker()
+        assert len(await crashed.claim(10)) == 1  # ... and dies without sending
+        rescuer = b.worker()
+        assert await rescuer.claim(10) == []  # leased to the other worker
+        await asyncio.sleep(0.6)
+        await rescuer.run_until_idle()
+        await rescuer.close()
+        await crashed.close()
+        assert len(smtp_plain.messages) == 1
+        message = await b.message(public_id)
+        assert message.status == "delivered" and message.attempts == 2
+
+
+async def test_claims_never_overlap(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.send(60)
+
+        async def one_claim(worker_id: str) -> list[int]:
+            async with b.database.session() as session:
+                return await claim_due(
+                    session, worker_id=worker_id, limit=7, lease_seconds=60, now=utcnow()
+                )
+
+        batches = await asyncio.gather(*(one_claim(f"w{i}") for i in range(12)))
+        claimed = [i for batch in batches for i in batch]
+        assert len(claimed) == len(set(claimed)) == 60
