@@ -506,3 +506,25 @@ def test_translation_leaves_other_errors_alone() -> None:
 
     with pytest.raises(ValueError, match="a bug"), transport._translated_errors(session):
         raise ValueError("a bug")
+
+
+async def test_an_encoded_word_cannot_smuggle_a_header_into_the_test_message(
+    smtp_plain: SmtpServer,
+) -> None:
+    # CVE-2024-6923: the stdlib folds "=?utf-8?q?...=0D=0A...?=" back into a real line break.
+    hostile = "=?utf-8?q?s=0D=0ABcc:_victim@example.com?="
+    await probe(
+        endpoint(smtp_plain),
+        timeout=5,
+        message=TestMessage(
+            sender="sender@example.com",
+            recipient="rcpt@example.com",
+            subject=hostile,
+            text="hello",
+            sender_name=hostile,
+        ),
+    )
+    [received] = smtp_plain.messages
+    head = received.data.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head and b"victim@example.com" not in head.replace(b"=40", b"@")
+    assert received.rcpt_tos == ["rcpt@example.com"]

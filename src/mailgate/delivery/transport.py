@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.policy
 import re
 import socket
 import ssl
@@ -50,10 +49,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -76,7 +71,8 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from mailgate.domain import AuthMethod, Security, SmtpEndpoint
+from mailgate.delivery.mime import build_message
+from mailgate.domain import AuthMethod, Mailbox, MessageDraft, Security, SmtpEndpoint
 from mailgate.errors import (
     SmtpAuthError,
     SmtpConnectionError,
@@ -370,55 +366,30 @@ def _choose_mechanism(client: SMTP, session: _Session, endpoint: SmtpEndpoint) -
 
 
 async def _send(client: SMTP, session: _Session, message: TestMessage) -> tuple[SMTPResponse, str]:
-    mail, message_id = _build_message(message)
-    addresses = (message.sender, message.recipient, message.reply_to or "")
-    utf8 = not all(address.isascii() for address in addresses)  # RFC 6531 SMTPUTF8
+    # The one MIME builder writes the headers: it refuses injection (CVE-2024-6923 and kin).
+    built = build_message(
+        MessageDraft(
+            sender=Mailbox(message.sender, message.sender_name),
+            to=(Mailbox(message.recipient),),
+            reply_to=(Mailbox(message.reply_to),) if message.reply_to else (),
+            subject=message.subject,
+            text=message.text,
+        )
+    )
     session.stage = _MAIL
     options = []
-    if utf8:
+    if built.smtputf8:
         if not client.supports_extension("smtputf8"):
             raise SmtpRejected(
                 "an address contains non-ASCII characters, but the server does not support SMTPUTF8"
             )
         options.append("SMTPUTF8")
-    encoding = "utf-8" if utf8 else "ascii"
-    await client.mail(message.sender, options=options, encoding=encoding)
+    encoding = "utf-8" if built.smtputf8 else "ascii"
+    await client.mail(built.envelope_from, options=options, encoding=encoding)
     session.stage = _RCPT
-    await client.rcpt(message.recipient, encoding=encoding)
+    await client.rcpt(built.recipients[0], encoding=encoding)
     session.stage = _DATA
-    payload = mail.as_bytes(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
-    return await client.data(payload), message_id
-
-
-def _build_message(message: TestMessage) -> tuple[EmailMessage, str]:
-    """A text/plain message; non-ASCII headers and body survive any 7-bit server."""
-    mail = EmailMessage()
-    mail["From"] = _address(message.sender, message.sender_name)
-    mail["To"] = _address(message.recipient)
-    mail["Subject"] = message.subject
-    mail["Date"] = format_datetime(datetime.now(UTC))
-    message_id = make_msgid(domain=_message_id_domain(message.sender))
-    mail["Message-ID"] = message_id
-    if message.reply_to:
-        mail["Reply-To"] = _address(message.reply_to)
-    mail.set_content(message.text, cte=None if message.text.isascii() else "quoted-printable")
-    return mail, message_id
-
-
-def _address(address: str, name: str | None = None) -> Address:
-    # Built from parts: parsing an addr_spec rejects non-ASCII local parts (SMTPUTF8).
-    username, at, domain = address.rpartition("@")
-    if not at:
-        username, domain = address, ""
-    return Address(display_name=name or "", username=username, domain=domain)
-
-
-def _message_id_domain(sender: str) -> str:
-    domain = sender.rpartition("@")[2]
-    try:
-        return domain.encode("idna").decode("ascii") if domain else "localhost"
-    except UnicodeError:
-        return "localhost"
+    return await client.data(built.raw), built.message_id
 
 
 async def _load_tls_context(*, verify: bool, ca_bundle: Path | None) -> ssl.SSLContext:

@@ -44,6 +44,7 @@ __all__ = [
     "set_enabled",
     "test_endpoint",
     "test_provider",
+    "test_sender",
     "update_provider",
 ]
 
@@ -299,6 +300,17 @@ def endpoint_of(provider: Provider, box: SecretBox) -> SmtpEndpoint:
     )
 
 
+def test_sender(*candidates: str | None, fallback: str) -> str:
+    """The first candidate that is a valid address (a user name often is one), else ``fallback``."""
+    for candidate in candidates:
+        if candidate:
+            try:
+                return check_email(candidate)
+            except ValueError:
+                continue
+    return fallback
+
+
 @dataclass(frozen=True)
 class TestOutcome:
     """What a connection test found. ``error`` is None on success."""
@@ -355,9 +367,10 @@ async def test_provider(
     """
     message = None
     if recipient is not None:
-        sender = provider.from_email or provider.username or "mailgate@localhost"
         message = TestMessage(
-            sender=check_email(sender) if "@" in sender else "mailgate@localhost",
+            sender=test_sender(
+                provider.from_email, provider.username, fallback=settings.root_email
+            ),
             recipient=recipient,
             subject=subject,
             text=(

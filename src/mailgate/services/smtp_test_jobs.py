@@ -27,6 +27,7 @@ from mailgate.services.providers import (
     get_default_provider,
     reason_of,
     test_endpoint,
+    test_sender,
 )
 from mailgate.store.db import Database
 from mailgate.store.models import Provider, SmtpTestJob, utcnow
@@ -109,15 +110,18 @@ class SmtpTestRunner:
     ) -> _Plan | None:
         if provider is not None:
             endpoint = endpoint_of(provider, self.box)
-            sender = provider.from_email or provider.username or ""
+            sender = test_sender(
+                provider.from_email, provider.username, fallback=self.settings.root_email
+            )
             sender_name = provider.from_name
         else:
             defaults = fallback()
             if defaults is None:
                 return None
             endpoint, sender, sender_name = defaults
+            sender = test_sender(sender, fallback=self.settings.root_email)
         message = TestMessage(
-            sender=sender if "@" in sender else "mailgate@localhost",
+            sender=sender,
             recipient=recipient,
             subject="Mailgate SMTP settings test",
             text="This message confirms that the SMTP settings work.\n",
