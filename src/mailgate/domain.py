@@ -39,6 +39,7 @@ class AuthMethod(StrEnum):
     """SMTP AUTH mechanism. ``AUTO`` picks the best one the server offers."""
 
     AUTO = "auto"
+    NONE = "none"  # never authenticate, even with a user name stored (open relays, sinks)
     PLAIN = "plain"
     LOGIN = "login"
     CRAM_MD5 = "cram-md5"
@@ -186,6 +187,11 @@ class SmtpEndpoint:
     password: str | None = None
     auth_method: AuthMethod = AuthMethod.AUTO
     verify_tls: bool = True
+
+    @property
+    def login(self) -> str | None:
+        """The user name to AUTH with, or None when this endpoint does not authenticate."""
+        return None if self.auth_method is AuthMethod.NONE else self.username
 
     def __repr__(self) -> str:  # keep the password out of logs and tracebacks
         return (

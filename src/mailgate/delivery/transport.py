@@ -156,7 +156,7 @@ async def probe(
     return ProbeResult(
         latency_ms=round((time.perf_counter() - started) * 1000),
         tls=endpoint.security is not Security.NONE,
-        authenticated=endpoint.username is not None,
+        authenticated=endpoint.login is not None,
         server_reply=session.redact(_reply_text(reply.code, reply.message)),
         message_id=message_id,
     )
@@ -203,7 +203,7 @@ async def connect(
 
 
 def _check_supported(endpoint: SmtpEndpoint) -> None:
-    if endpoint.username is not None and endpoint.auth_method is AuthMethod.NTLM:
+    if endpoint.login is not None and endpoint.auth_method is AuthMethod.NTLM:
         raise SmtpAuthError("NTLM authentication is not supported")
 
 
@@ -241,8 +241,8 @@ async def _open_session(
             if endpoint.security is Security.STARTTLS:
                 reply = await _start_tls(client, session)
                 transport = client.transport
-            if endpoint.username is not None:
-                reply = await _authenticate(client, session, endpoint, endpoint.username)
+            if endpoint.login is not None:
+                reply = await _authenticate(client, session, endpoint, endpoint.login)
             if transport is None:  # lost on the way
                 raise SMTPServerDisconnected("Connection lost")
     except BaseException:

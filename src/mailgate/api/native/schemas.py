@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from mailgate.api.fields import EmailAddress, HeaderText, Hostname, RequiredText, StrictModel
 
 SmtpProtocol = Literal["tls", "ssl", "none", "starttls"]
-SmtpAuthMethod = Literal["auto", "plain", "login", "cram-md5", "xoauth2", "ntlm"]
+SmtpAuthMethod = Literal["auto", "none", "plain", "login", "cram-md5", "xoauth2", "ntlm"]
 VariableName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 VariableValue = Annotated[str, StringConstraints(max_length=4096)]
 
