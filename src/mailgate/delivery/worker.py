@@ -58,6 +58,7 @@ log = structlog.get_logger(__name__)
 PENDING: Final = (RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value)
 ROUTES_TTL: Final = 2.0  # seconds a worker trusts its copy of an account's providers
 THROTTLE_DELAY: Final = timedelta(seconds=1)  # every provider at its quota: look again soon
+LAST_USED_EVERY: Final = 5.0  # seconds between writes of a provider's last_used_at
 
 
 def final_status(statuses: Sequence[str]) -> MessageStatus:
@@ -131,6 +132,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._last_used_written: dict[int, float] = {}
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -148,9 +150,10 @@ class Worker:
                 continue
             try:
                 claimed = await self.claim(min(room, self.settings.queue_batch_size))
-            except Exception:
-                log.exception("claiming from the queue failed")
-                claimed = []
+            except Exception as exc:  # the database is away or overloaded: back off, retry
+                log.warning("claiming from the queue failed", error=repr(exc)[:300])
+                await asyncio.sleep(self.settings.queue_poll_seconds)
+                continue
             for message_id in claimed:
                 task = asyncio.create_task(self.deliver(message_id))
                 self._in_flight.add(task)
@@ -454,13 +457,27 @@ class Worker:
             message.lease_expires_at = None
             if provider_id is not None:
                 message.last_provider_id = provider_id
-                await session.execute(
-                    update(Provider).where(Provider.id == provider_id).values(last_used_at=now)
-                )
+                if self._note_used(provider_id):
+                    await session.execute(
+                        update(Provider)
+                        .where(Provider.id == provider_id)
+                        # keep updated_at: it says when the settings last changed
+                        .values(last_used_at=now, updated_at=Provider.updated_at)
+                        .execution_options(synchronize_session=False)
+                    )
             message.updated_at = now
             session.add_all(events)
             await self._note_circuits(session, attempt)
             await session.commit()
+
+    def _note_used(self, provider_id: int) -> bool:
+        """Whether to write ``last_used_at`` now: at most every few seconds per provider, so
+        a busy provider's row is not rewritten for every message."""
+        now = time.monotonic()
+        if now - self._last_used_written.get(provider_id, -LAST_USED_EVERY) < LAST_USED_EVERY:
+            return False
+        self._last_used_written[provider_id] = now
+        return True
 
     async def _note_circuits(self, session: AsyncSession, attempt: _Attempt) -> None:
         """A tripped circuit shows on the provider as status ``error`` with the reason."""

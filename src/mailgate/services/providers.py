@@ -381,7 +381,9 @@ async def test_provider(
             sender_name=provider.from_name,
             reply_to=provider.reply_to_email,
         )
-    outcome = await test_endpoint(endpoint_of(provider, box), settings=settings, message=message)
+    endpoint = endpoint_of(provider, box)
+    await session.commit()  # end the read transaction: no connection is held while we talk SMTP
+    outcome = await test_endpoint(endpoint, settings=settings, message=message)
     provider.last_tested_at = outcome.tested_at
     if outcome.error is None:
         if provider.is_enabled:
