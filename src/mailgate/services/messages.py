@@ -87,6 +87,33 @@ def _kinds(
     return tuple(result)
 
 
+@dataclass(frozen=True)
+class _Options:
+    tags: tuple[str, ...]
+    metadata: Mapping[str, str]
+    provider_ref: str | None
+    send_at: datetime | None
+
+
+def _submission(
+    built: BuiltMessage,
+    sender: Mailbox,
+    subject: str,
+    recipients: tuple[Sequence[Mailbox], Sequence[Mailbox], Sequence[Mailbox]],
+    options: _Options,
+) -> Submission:
+    return Submission(
+        built=built,
+        from_header=formataddr((sender.name or "", sender.address)),
+        subject=subject,
+        recipients=_kinds(*recipients),
+        tags=options.tags,
+        metadata=dict(options.metadata),
+        provider_ref=options.provider_ref,
+        send_at=options.send_at,
+    )
+
+
 def submission_from_draft(
     draft: MessageDraft,
     *,
@@ -106,16 +133,9 @@ def submission_from_draft(
                 {"limit": settings.message_max_bytes},
             )
         )
-    return Submission(
-        built=built,
-        from_header=formataddr((draft.sender.name or "", draft.sender.address)),
-        subject=draft.subject,
-        recipients=_kinds(draft.to, draft.cc, draft.bcc),
-        tags=tuple(tags),
-        metadata=dict(metadata or {}),
-        provider_ref=provider_ref,
-        send_at=send_at,
-    )
+    options = _Options(tuple(tags), metadata or {}, provider_ref, send_at)
+    recipients = (draft.to, draft.cc, draft.bcc)
+    return _submission(built, draft.sender, draft.subject, recipients, options)
 
 
 def submission_from_raw(
@@ -130,16 +150,9 @@ def submission_from_raw(
     built, summary = parse_raw_message(
         raw, max_bytes=settings.message_max_bytes, message_id_domain=settings.message_id_domain
     )
-    return Submission(
-        built=built,
-        from_header=formataddr((summary.sender.name or "", summary.sender.address)),
-        subject=summary.subject,
-        recipients=_kinds(summary.to, summary.cc, summary.bcc),
-        tags=tuple(tags),
-        metadata=dict(metadata or {}),
-        provider_ref=provider_ref,
-        send_at=send_at,
-    )
+    options = _Options(tuple(tags), metadata or {}, provider_ref, send_at)
+    recipients = (summary.to, summary.cc, summary.bcc)
+    return _submission(built, summary.sender, summary.subject, recipients, options)
 
 
 @dataclass(frozen=True)
