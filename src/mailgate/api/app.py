@@ -27,6 +27,7 @@ from mailgate.errors import MailgateError
 from mailgate.i18n import negotiate
 from mailgate.security.rate_limit import KeyRateLimiter, RateState
 from mailgate.security.secrets_box import SecretBox
+from mailgate.services.messages import AcceptBatcher
 from mailgate.services.smtp_test_jobs import SmtpTestRunner
 from mailgate.store.db import Database, migrate
 
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             box=box,
             rate_limiter=KeyRateLimiter(settings.api_rate_limit, settings.redis_url),
             smtp_tests=SmtpTestRunner(database, box, settings),
+            accepter=AcceptBatcher(database, settings),
         )
         app.state.ctx = ctx
         stop = asyncio.Event()

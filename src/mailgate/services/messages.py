@@ -7,6 +7,7 @@ survive a crash.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from mailgate.domain import (
     RecipientKind,
     RecipientStatus,
 )
-from mailgate.errors import Conflict, Invalid, Issue, NotFound, PayloadTooLarge
+from mailgate.errors import Conflict, Invalid, Issue, MailgateError, NotFound, PayloadTooLarge
 from mailgate.i18n import N_
 from mailgate.services.providers import get_provider
 from mailgate.services.suppressions import find_suppressed
+from mailgate.store.db import Database
 from mailgate.store.models import (
     QUEUED_STATUSES,
     Event,
@@ -43,11 +45,13 @@ from mailgate.store.models import (
 
 __all__ = [
     "PUBLIC_ID_PREFIX",
+    "AcceptBatcher",
     "Accepted",
     "MessageDetail",
     "MessagePage",
     "Submission",
     "accept",
+    "accept_groups",
     "cancel_message",
     "get_message",
     "list_messages",
@@ -170,8 +174,15 @@ async def accept(
     settings: Settings,
 ) -> list[Accepted]:
     """Commit every submission (all or none) and return what was queued and what refused."""
-    now = utcnow()
-    expiry = timedelta(hours=settings.message_expiry_hours)
+    [accepted] = await accept_groups(
+        session=session, groups=[(account_id, submissions)], settings=settings
+    )
+    return accepted
+
+
+async def _provider_ids(
+    session: AsyncSession, account_id: int, submissions: Sequence[Submission]
+) -> dict[str, int]:
     providers: dict[str, int] = {}
     for index, submission in enumerate(submissions):
         ref = submission.provider_ref
@@ -184,47 +195,66 @@ async def accept(
                     f"{prefix}provider_id", N_("No provider with id {id}."), id=ref[:64]
                 ) from exc
             providers[ref] = found.id
-    addresses = {address for s in submissions for address, _ in s.recipients}
-    suppressed = await find_suppressed(session=session, account_id=account_id, addresses=addresses)
+    return providers
 
-    results: list[Accepted] = []
-    pending: list[tuple[Message, Submission]] = []
-    for submission in submissions:
-        wanted = [address for address, _ in submission.recipients]
-        refused = tuple(a for a in wanted if a in suppressed)
-        queued = tuple(a for a in wanted if a not in suppressed)
-        scheduled = submission.send_at is not None and submission.send_at > now
-        if not queued:
-            status = MessageStatus.REJECTED
-        else:
-            status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
-        due = submission.send_at if scheduled and submission.send_at else now
-        message = Message(
-            public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
-            account_id=account_id,
-            status=status.value,
-            provider_id=providers.get(submission.provider_ref or ""),
-            envelope_from=submission.built.envelope_from,
-            from_header=submission.from_header,
-            subject=submission.subject,
-            message_id_header=submission.built.message_id,
-            smtputf8=submission.built.smtputf8,
-            size=len(submission.built.raw),
-            tags=list(submission.tags),
-            meta=dict(submission.metadata),
-            attempts=0,
-            send_at=submission.send_at,
-            due_at=due,
-            expires_at=due + expiry,
-            created_at=now,
-            updated_at=now,
+
+async def accept_groups(
+    *,
+    session: AsyncSession,
+    groups: Sequence[tuple[int, Sequence[Submission]]],
+    settings: Settings,
+) -> list[list[Accepted]]:
+    """Commit the submissions of several callers (account id, submissions) in ONE transaction:
+    one flush per table and one commit (one fsync) for all of them."""
+    now = utcnow()
+    expiry = timedelta(hours=settings.message_expiry_hours)
+    answers: list[list[Accepted]] = []
+    pending: list[tuple[Message, Submission, frozenset[str]]] = []
+    for account_id, submissions in groups:
+        providers = await _provider_ids(session, account_id, submissions)
+        addresses = {address for s in submissions for address, _ in s.recipients}
+        suppressed = frozenset(
+            await find_suppressed(session=session, account_id=account_id, addresses=addresses)
         )
-        session.add(message)
-        pending.append((message, submission))
-        results.append(Accepted(message=message, accepted=queued, rejected=refused))
+        results: list[Accepted] = []
+        for submission in submissions:
+            wanted = [address for address, _ in submission.recipients]
+            refused = tuple(a for a in wanted if a in suppressed)
+            queued = tuple(a for a in wanted if a not in suppressed)
+            scheduled = submission.send_at is not None and submission.send_at > now
+            if not queued:
+                status = MessageStatus.REJECTED
+            else:
+                status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
+            due = submission.send_at if scheduled and submission.send_at else now
+            message = Message(
+                public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
+                account_id=account_id,
+                status=status.value,
+                provider_id=providers.get(submission.provider_ref or ""),
+                envelope_from=submission.built.envelope_from,
+                from_header=submission.from_header,
+                subject=submission.subject,
+                message_id_header=submission.built.message_id,
+                smtputf8=submission.built.smtputf8,
+                size=len(submission.built.raw),
+                tags=list(submission.tags),
+                meta=dict(submission.metadata),
+                attempts=0,
+                send_at=submission.send_at,
+                due_at=due,
+                expires_at=due + expiry,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(message)
+            pending.append((message, submission, suppressed))
+            results.append(Accepted(message=message, accepted=queued, rejected=refused))
+        answers.append(results)
     await session.flush()  # ids for the children below
 
-    for message, submission in pending:
+    for message, submission, suppressed in pending:
+        account_id = message.account_id
         session.add(MessageContent(message_id=message.id, raw=submission.built.raw))
         for tag in dict.fromkeys(submission.tags):
             session.add(MessageTag(message_id=message.id, tag=tag))
@@ -261,7 +291,7 @@ async def accept(
             )
         )
     await session.commit()
-    return results
+    return answers
 
 
 @dataclass(frozen=True)
@@ -408,3 +438,73 @@ async def cancel_message(*, session: AsyncSession, account_id: int, public_id: s
     await session.commit()
     await session.refresh(message)
     return message
+
+
+class AcceptBatcher:
+    """Group commit: submissions that arrive while a commit is under way wait for the next
+    one and share it (one transaction, one fsync). Each caller is answered only once the
+    transaction holding its messages has committed; one caller's bad input fails only it."""
+
+    def __init__(self, database: Database, settings: Settings, *, max_batch: int = 200) -> None:
+        self.database = database
+        self.settings = settings
+        self.max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def accept(self, account_id: int, submissions: Sequence[Submission]) -> list[Accepted]:
+        future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(account_id, submissions, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting())
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Waiting]) -> None:
+        try:
+            async with self.database.session() as session:
+                answers = await accept_groups(
+                    session=session,
+                    groups=[(w.account_id, w.submissions) for w in batch],
+                    settings=self.settings,
+                )
+        except MailgateError as exc:
+            if len(batch) == 1:
+                _settle(batch[0].future, error=exc)
+                return
+            for waiting in batch:  # find the caller at fault: each alone, in turn
+                await self._commit([waiting])
+            return
+        except BaseException as exc:
+            for waiting in batch:
+                _settle(waiting.future, error=exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for waiting, answer in zip(batch, answers, strict=True):
+            _settle(waiting.future, answer=answer)
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    account_id: int
+    submissions: Sequence[Submission]
+    future: asyncio.Future[list[Accepted]]
+
+
+def _settle(
+    future: asyncio.Future[list[Accepted]],
+    *,
+    answer: list[Accepted] | None = None,
+    error: BaseException | None = None,
+) -> None:
+    if future.done():  # the caller went away (its request was cancelled)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(answer or [])

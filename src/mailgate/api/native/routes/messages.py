@@ -59,12 +59,8 @@ RAW_BODY: Final[dict[str, Any]] = {
 async def _accept(
     ctx: CtxDep, session: SessionDep, principal: Principal, submissions: Sequence[Submission]
 ) -> tuple[list[Accepted], dict[int, str]]:
-    accepted = await service.accept(
-        session=session,
-        account_id=principal.account_id,
-        submissions=submissions,
-        settings=ctx.settings,
-    )
+    await session.commit()  # hold no connection while the group commit runs
+    accepted = await ctx.accepter.accept(principal.account_id, submissions)
     ctx.wake_workers()
     providers = await provider_public_ids(
         session=session,

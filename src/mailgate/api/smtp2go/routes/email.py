@@ -52,12 +52,8 @@ async def _accept(
     principal: Principal,
     submission: Submission,
 ) -> Response:
-    accepted = await service.accept(
-        session=session,
-        account_id=principal.account_id,
-        submissions=[submission],
-        settings=ctx.settings,
-    )
+    await session.commit()  # hold no connection while the group commit runs
+    accepted = await ctx.accepter.accept(principal.account_id, [submission])
     ctx.wake_workers()
     return json_response(envelope(request, mapping.send_result(accepted[0])))
 
