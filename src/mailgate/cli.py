@@ -16,6 +16,7 @@ from mailgate import __version__
 from mailgate.config import Settings
 from mailgate.domain import Permission
 from mailgate.errors import MailgateError
+from mailgate.logs import configure_logging
 from mailgate.services import accounts
 from mailgate.store.db import Database, migrate
 
@@ -105,6 +106,7 @@ def worker() -> None:
     from mailgate.security.secrets_box import SecretBox
 
     settings = Settings()
+    configure_logging(settings.log_level)
     migrate(settings.effective_database_url)
 
     async def run() -> None:

@@ -24,7 +24,7 @@ which also fills in ``params``. Never put a secret in a message or a param.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +77,11 @@ class Invalid(MailgateError, ValueError):
         self.issues: tuple[Issue, ...] = (issues,) if isinstance(issues, Issue) else tuple(issues)
         super().__init__(message)
 
-    def renamed(self, names: Mapping[str, str]) -> Invalid:
-        """The same issues with field names translated (domain -> a surface's names)."""
-        issues = [dataclasses.replace(i, field=names.get(i.field, i.field)) for i in self.issues]
+    def renamed(self, names: Mapping[str, str] | Callable[[str], str]) -> Invalid:
+        """The same issues with field names translated (domain -> a surface's names): by a
+        table (names not in it stay) or by a function."""
+        rename = names if callable(names) else (lambda field: names.get(field, field))
+        issues = [dataclasses.replace(i, field=rename(i.field)) for i in self.issues]
         return type(self)(issues, self.message if self.message != type(self).message else None)
 
     @classmethod

@@ -25,6 +25,7 @@ from mailgate.config import Settings
 from mailgate.delivery.worker import Worker
 from mailgate.errors import MailgateError
 from mailgate.i18n import negotiate
+from mailgate.logs import configure_logging
 from mailgate.security.rate_limit import KeyRateLimiter, RateState
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.messages import AcceptBatcher
@@ -96,6 +97,7 @@ async def render_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from mailgate.errors import Invalid
+from mailgate.i18n import N_
 from mailgate.validation import check_email, check_hostname, check_no_control_chars
 
 __all__ = [
@@ -16,7 +22,10 @@ __all__ = [
     "LenientModel",
     "RequiredText",
     "StrictModel",
+    "decode_cursor",
+    "encode_cursor",
     "iso",
+    "parse_choices",
 ]
 
 
@@ -49,3 +58,42 @@ def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def encode_cursor(kind: str, last_id: int) -> str:
+    """An opaque page token: ``kind`` and the last row id of the page."""
+    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, token: str, field: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        found, _, number = raw.partition(":")
+        if found != kind or not number.isdigit() or len(number) > 18:
+            raise ValueError(token)
+        return int(number)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Invalid.field(field, N_("The cursor is not valid.")) from exc
+
+
+Choice = TypeVar("Choice", bound=StrEnum)
+
+
+def parse_choices(kind: type[Choice], values: Iterable[str], field: str) -> list[Choice]:
+    """Query values of a closed vocabulary (``a&b`` or ``a,b``), in order, without repeats."""
+    wanted: list[Choice] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            try:
+                wanted.append(kind(name))
+            except ValueError as exc:
+                raise Invalid.field(
+                    field,
+                    N_("Must be one of: {expected}."),
+                    "invalid_choice",
+                    expected=", ".join(choice.value for choice in kind),
+                ) from exc
+    return list(dict.fromkeys(wanted))

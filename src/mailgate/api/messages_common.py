@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import dataclasses
 import mimetypes
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
@@ -39,8 +38,6 @@ __all__ = [
     "at_most",
     "check_meta_keys",
     "decode_base64",
-    "decode_cursor",
-    "encode_cursor",
     "encode_text",
     "guess_mimetype",
     "mailbox_of_header",
@@ -49,7 +46,6 @@ __all__ = [
     "parse_mailbox_list",
     "prefixed",
     "provider_public_ids",
-    "renamed",
     "schedule",
 ]
 
@@ -109,22 +105,6 @@ def decode_base64(value: str, field: str) -> bytes:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise Invalid.field(field, N_("Must be valid base64."), "invalid_base64") from exc
-
-
-def encode_cursor(kind: str, last_id: int) -> str:
-    """An opaque page token: ``kind`` and the last row id of the page."""
-    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(kind: str, token: str, field: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        found, _, number = raw.partition(":")
-        if found != kind or not number.isdigit() or len(number) > 18:
-            raise ValueError(token)
-        return int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid.field(field, N_("The cursor is not valid.")) from exc
 
 
 def encode_text(value: str, field: str) -> bytes:
@@ -241,18 +221,9 @@ def schedule(instant: datetime | None, field: str, now: datetime) -> datetime | 
     return instant
 
 
-def renamed(exc: Invalid, rename: Callable[[str], str]) -> Invalid:
-    """The same error with each field name passed through ``rename``."""
-    return exc.renamed({i.field: rename(i.field) for i in exc.issues})
-
-
 def prefixed(exc: Invalid, prefix: str) -> Invalid:
     """The same error with every field under ``prefix`` (``messages.3.`` + ``to.0.email``)."""
-    issues = [
-        dataclasses.replace(i, field=f"{prefix}{i.field}" if i.field else prefix.rstrip("."))
-        for i in exc.issues
-    ]
-    return type(exc)(issues, exc.message if exc.message != type(exc).message else None)
+    return exc.renamed(lambda field: f"{prefix}{field}" if field else prefix.rstrip("."))
 
 
 async def provider_public_ids(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Final
 
 from pydantic import BaseModel
 
+from mailgate.api import fields
 from mailgate.api.fields import iso
 from mailgate.domain import AuthMethod, ProviderStatus, QuotaRange, QuotaWindow, Security
 from mailgate.errors import Invalid, Issue
@@ -143,29 +142,15 @@ def provider_out(
 
 
 def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"p:{last_id}".encode()).decode().rstrip("=")
+    return fields.encode_cursor("p", last_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, number = raw.partition(":")
-        if kind != "p" or not number.isdigit():
-            raise ValueError(cursor)
-        return int(number)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid.field("cursor", N_("The cursor is not valid.")) from exc
+    return fields.decode_cursor("p", cursor, "cursor")
 
 
 def status_filter(value: str | None) -> ProviderStatus | None:
     if value is None:
         return None
-    try:
-        return ProviderStatus(value)
-    except ValueError as exc:
-        raise Invalid.field(
-            "status",
-            N_("Must be one of: {expected}."),
-            "invalid_choice",
-            expected=", ".join(s.value for s in ProviderStatus),
-        ) from exc
+    found = fields.parse_choices(ProviderStatus, [value], "status")
+    return found[0] if found else None

@@ -7,14 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from mailgate.api import messages_common
+from mailgate.api import fields
 from mailgate.api.fields import iso
 from mailgate.api.messages_common import (
     decode_base64,
     guess_mimetype,
     mailbox_of_header,
     parse_instant,
-    renamed,
     schedule,
 )
 from mailgate.api.native.schemas_messages import MailboxIn, MessageCreate, MessageOptions
@@ -153,7 +152,7 @@ def submission(body: MessageCreate, *, settings: Settings, now: datetime) -> Sub
             send_at=send_at,
         )
     except Invalid as exc:
-        raise renamed(exc, request_field) from exc
+        raise exc.renamed(request_field) from exc
 
 
 def raw_submission(
@@ -270,28 +269,13 @@ _CURSOR_KIND: Final = "m"
 
 
 def encode_cursor(last_id: int) -> str:
-    return messages_common.encode_cursor(_CURSOR_KIND, last_id)
+    return fields.encode_cursor(_CURSOR_KIND, last_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    return messages_common.decode_cursor(_CURSOR_KIND, cursor, "cursor")
+    return fields.decode_cursor(_CURSOR_KIND, cursor, "cursor")
 
 
 def status_filter(values: Sequence[str]) -> list[MessageStatus]:
     """``status=queued&status=deferred`` or ``status=queued,deferred``."""
-    wanted: list[MessageStatus] = []
-    for value in values:
-        for part in value.split(","):
-            name = part.strip()
-            if not name:
-                continue
-            try:
-                wanted.append(MessageStatus(name))
-            except ValueError as exc:
-                raise Invalid.field(
-                    "status",
-                    N_("Must be one of: {expected}."),
-                    "invalid_choice",
-                    expected=", ".join(s.value for s in MessageStatus),
-                ) from exc
-    return list(dict.fromkeys(wanted))
+    return fields.parse_choices(MessageStatus, values, "status")

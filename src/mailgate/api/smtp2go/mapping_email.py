@@ -16,7 +16,6 @@ from mailgate.api.messages_common import (
     parse_instant,
     parse_mailbox,
     parse_mailbox_list,
-    renamed,
     schedule,
 )
 from mailgate.api.smtp2go.schemas import FileIn, InlineIn, SendEmailRequest, SendMimeRequest
@@ -213,7 +212,7 @@ def submission(body: SendEmailRequest, *, settings: Settings, now: datetime) -> 
     try:
         return submission_from_draft(built, settings=settings, send_at=send_at)
     except Invalid as exc:
-        raise renamed(exc, request_fields(body)) from exc
+        raise exc.renamed(request_fields(body)) from exc
 
 
 def mime_bytes(mime_email: str) -> bytes:

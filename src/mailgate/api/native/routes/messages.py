@@ -114,7 +114,7 @@ async def send_batch(
         try:
             accepted, providers = await _accept(ctx, session, principal, submissions)
         except Invalid as exc:
-            raise exc.renamed({i.field: _batch_field(i.field) for i in exc.issues}) from exc
+            raise exc.renamed(_batch_field) from exc
         items = [
             mapping.accepted_out(a, s, providers)
             for a, s in zip(accepted, submissions, strict=True)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, SessionDep
-from mailgate.api.messages_common import decode_cursor, encode_cursor, parse_instant
+from mailgate.api.fields import decode_cursor, encode_cursor
+from mailgate.api.messages_common import parse_instant
 from mailgate.api.responses import json_response
 from mailgate.api.routing import JsonAnyContentTypeRoute
 from mailgate.api.smtp2go import mapping_email as mapping
