@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="Shares rate limits across nodes.")
     api_rate_limit: str = Field(default="600/minute", description="Per API key, `limits` syntax.")
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a verified API key is trusted without a lookup (a revoked key "
+        "stops working within this time; 0: look up every request).",
+    )
     max_request_bytes: int = Field(
         default=70 * 1024 * 1024, gt=0, description="Largest HTTP body accepted (413 above)."
     )

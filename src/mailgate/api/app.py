@@ -28,6 +28,7 @@ from mailgate.i18n import negotiate
 from mailgate.logs import configure_logging
 from mailgate.security.rate_limit import KeyRateLimiter, RateState
 from mailgate.security.secrets_box import SecretBox
+from mailgate.services.accounts import PrincipalCache
 from mailgate.services.messages import AcceptBatcher
 from mailgate.services.smtp_test_jobs import SmtpTestRunner
 from mailgate.store.db import Database, migrate
@@ -106,20 +107,21 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             await asyncio.to_thread(migrate, url)
         database = Database(url)
         box = SecretBox(settings.secret_keys())
+        # Mail accepted here goes straight to this process's worker, already leased to it.
+        worker = Worker(database, box, settings) if settings.run_workers else None
         ctx = AppContext(
             settings=settings,
             database=database,
             box=box,
             rate_limiter=KeyRateLimiter(settings.api_rate_limit, settings.redis_url),
             smtp_tests=SmtpTestRunner(database, box, settings),
-            accepter=AcceptBatcher(database, settings),
+            accepter=AcceptBatcher(database, settings, handoff=worker),
+            principals=PrincipalCache(settings.api_key_cache_seconds),
         )
         app.state.ctx = ctx
         stop = asyncio.Event()
-        worker: Worker | None = None
         delivering: asyncio.Task[None] | None = None
-        if settings.run_workers:
-            worker = Worker(database, box, settings)
+        if worker is not None:
             ctx.wake_workers = worker.wake
             delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from mailgate.config import Settings
 from mailgate.security.rate_limit import KeyRateLimiter
 from mailgate.security.secrets_box import SecretBox
+from mailgate.services.accounts import PrincipalCache
 from mailgate.services.messages import AcceptBatcher
 from mailgate.services.smtp_test_jobs import SmtpTestRunner
 from mailgate.store.db import Database
@@ -23,5 +24,6 @@ class AppContext:
     rate_limiter: KeyRateLimiter
     smtp_tests: SmtpTestRunner
     accepter: AcceptBatcher
+    principals: PrincipalCache
     # Called after mail is committed, so in-process workers pick it up without polling.
     wake_workers: Callable[[], None] = field(default=lambda: None)

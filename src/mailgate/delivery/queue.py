@@ -1,21 +1,65 @@
-"""The queue is the messages table: claim due rows with a lease, release them when done.
+"""The queue is the messages table: claim due rows with a lease, load them as jobs.
 
 On PostgreSQL the claim takes rows ``FOR UPDATE SKIP LOCKED``, so any number of workers on
 any number of hosts share one queue without sending a message twice at the same time; on
 SQLite the single writer lock makes the same statement atomic. A worker that dies keeps its
 rows only until the lease expires: then another claims them (at-least-once delivery).
+
+Mail accepted by a process that runs a worker skips the claim: it is inserted already
+leased to that worker and handed over in memory (:class:`Lease`), so the common path costs
+no queue query at all, and a crash still leaves it in the table for the next claim.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailgate.store.models import QUEUED_STATUSES, Message
+from mailgate.domain import RecipientStatus
+from mailgate.store.models import QUEUED_STATUSES, Message, MessageContent, MessageRecipient
 
-__all__ = ["claim_due"]
+__all__ = ["PENDING", "DeliveryJob", "Handoff", "Lease", "claim_due", "load_jobs"]
+
+PENDING = (RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value)
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """A leased message: everything sending and recording need, no ORM objects."""
+
+    message_id: int
+    account_id: int
+    explicit_provider_id: int | None
+    envelope_from: str
+    recipients: tuple[str, ...]  # pending: queued or deferred, in the order given
+    settled: tuple[str, ...]  # statuses of the other recipients (delivered, rejected, ...)
+    raw: bytes
+    smtputf8: bool
+    attempts: int  # including this one
+    expires_at: datetime
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Mail accepted now may be leased at once to ``owner`` (up to ``limit`` messages)."""
+
+    owner: str
+    seconds: float
+    limit: int
+
+
+class Handoff(Protocol):
+    """A worker in this process that takes freshly accepted mail without a claim."""
+
+    def lease(self) -> Lease | None: ...
+
+    def adopt(self, jobs: Sequence[DeliveryJob]) -> None: ...
 
 
 async def claim_due(
@@ -48,3 +92,61 @@ async def claim_due(
     ids = sorted(claimed.scalars())
     await session.commit()
     return ids
+
+
+async def load_jobs(
+    session: AsyncSession, *, worker_id: str, message_ids: Sequence[int]
+) -> list[DeliveryJob]:
+    """The jobs for messages leased to ``worker_id`` (two queries for any number)."""
+    if not message_ids:
+        return []
+    rows = (
+        await session.execute(
+            select(
+                Message.id,
+                Message.account_id,
+                Message.provider_id,
+                Message.envelope_from,
+                Message.smtputf8,
+                Message.attempts,
+                Message.expires_at,
+                Message.lease_expires_at,
+                MessageContent.raw,
+            )
+            .join(MessageContent, MessageContent.message_id == Message.id)
+            .where(
+                Message.id.in_(list(message_ids)),
+                Message.lease_owner == worker_id,
+                Message.status.in_(QUEUED_STATUSES),
+            )
+            .order_by(Message.id)
+        )
+    ).all()
+    pending: dict[int, list[str]] = {row.id: [] for row in rows}
+    settled: dict[int, list[str]] = {row.id: [] for row in rows}
+    recipients = await session.execute(
+        select(MessageRecipient.message_id, MessageRecipient.address, MessageRecipient.status)
+        .where(MessageRecipient.message_id.in_(list(pending)))
+        .order_by(MessageRecipient.id)
+    )
+    for message_id, address, status in recipients:
+        if status in PENDING:
+            pending[message_id].append(address)
+        else:
+            settled[message_id].append(status)
+    return [
+        DeliveryJob(
+            message_id=row.id,
+            account_id=row.account_id,
+            explicit_provider_id=row.provider_id,
+            envelope_from=row.envelope_from,
+            recipients=tuple(pending[row.id]),
+            settled=tuple(settled[row.id]),
+            raw=row.raw,
+            smtputf8=row.smtputf8,
+            attempts=row.attempts,
+            expires_at=row.expires_at,
+            lease_expires_at=row.lease_expires_at,
+        )
+        for row in rows
+    ]

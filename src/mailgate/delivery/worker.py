@@ -8,7 +8,7 @@ open; its outcome is recorded in one transaction afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import hashlib
 import os
 import secrets
@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 import structlog
@@ -25,78 +25,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.config import Settings
 from mailgate.delivery.circuit import CircuitBreaker
-from mailgate.delivery.queue import claim_due
+from mailgate.delivery.outcomes import Attempt, final_status, plan, write
+from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, load_jobs
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.router import QuotaGate, Route, Router
 from mailgate.delivery.smtp_pool import PoolLimits, RecipientResult, SmtpPool
-from mailgate.domain import (
-    EventType,
-    MessageStatus,
-    Outcome,
-    ProviderStatus,
-    RecipientStatus,
-)
+from mailgate.domain import Outcome, ProviderStatus
 from mailgate.i18n import N_, stored_message
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.providers import endpoint_of, quotas_of
-from mailgate.services.suppressions import SuppressionReason, suppress
 from mailgate.store.db import Database
-from mailgate.store.models import (
-    QUEUED_STATUSES,
-    Event,
-    Message,
-    MessageContent,
-    MessageRecipient,
-    Provider,
-    utcnow,
-)
+from mailgate.store.group_commit import GroupCommit
+from mailgate.store.models import Message, Provider, utcnow
 
-__all__ = ["Worker", "final_status"]
+__all__ = ["Worker", "final_status"]  # final_status: re-exported for callers
 
 log = structlog.get_logger(__name__)
 
-PENDING: Final = (RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value)
 ROUTES_TTL: Final = 2.0  # seconds a worker trusts its copy of an account's providers
-THROTTLE_DELAY: Final = timedelta(seconds=1)  # every provider at its quota: look again soon
 LAST_USED_EVERY: Final = 5.0  # seconds between writes of a provider's last_used_at
-
-
-def final_status(statuses: Sequence[str]) -> MessageStatus:
-    """The status of a message none of whose recipients is pending any more."""
-    kinds = set(statuses)
-    if kinds <= {RecipientStatus.DELIVERED.value}:
-        return MessageStatus.DELIVERED
-    if RecipientStatus.DELIVERED.value in kinds:
-        return MessageStatus.PARTIAL
-    if RecipientStatus.BOUNCED.value in kinds:
-        return MessageStatus.BOUNCED
-    if kinds <= {RecipientStatus.REJECTED.value}:
-        return MessageStatus.REJECTED
-    if kinds <= {RecipientStatus.CANCELLED.value}:
-        return MessageStatus.CANCELLED
-    return MessageStatus.FAILED
+LEASE_MARGIN: Final = timedelta(seconds=5)  # a handed-over job this close to its lease end
+# is left to the next claim rather than started (it could be claimed by another meanwhile)
 
 
 @dataclass(frozen=True)
-class _Job:
-    """A claimed message, loaded: everything sending needs, no ORM objects."""
-
-    message_id: int
-    account_id: int
-    explicit_provider_id: int | None
-    envelope_from: str
-    recipients: tuple[str, ...]
-    raw: bytes
-    smtputf8: bool
-    attempts: int
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    results: tuple[RecipientResult, ...]
-    route: Route | None
-    throttled: bool = False  # no provider could take it now (quota or rest): not a failure
+class _Tried:
+    attempt: Attempt
     opened: tuple[tuple[int, str], ...] = ()  # circuits this attempt tripped: (id, reason)
     closed: tuple[int, ...] = ()  # circuits this attempt closed again
 
@@ -133,11 +87,28 @@ class Worker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._last_used_written: dict[int, float] = {}
+        self._handed: collections.deque[DeliveryJob] = collections.deque()
+        self._recorder: GroupCommit[tuple[DeliveryJob, _Tried], None] = GroupCommit(
+            self._record, max_batch=settings.queue_batch_size
+        )
 
     # --- the loop -------------------------------------------------------------------------
 
     def wake(self) -> None:
         """New mail was committed: look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    def lease(self) -> Lease | None:
+        """How much freshly accepted mail this worker takes over without a claim: enough to
+        keep it busy, no more (the rest waits in the table for whichever worker is free)."""
+        room = 2 * self.settings.worker_concurrency - len(self._handed) - len(self._in_flight)
+        if room <= 0:
+            return None
+        return Lease(self.worker_id, self.settings.queue_lease_seconds, room)
+
+    def adopt(self, jobs: Sequence[DeliveryJob]) -> None:
+        """Take over mail committed already leased to this worker (see :meth:`lease`)."""
+        self._handed.extend(jobs)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -148,52 +119,66 @@ class Worker:
             if room <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            try:
-                claimed = await self.claim(min(room, self.settings.queue_batch_size))
-            except Exception as exc:  # the database is away or overloaded: back off, retry
-                log.warning("claiming from the queue failed", error=repr(exc)[:300])
-                await asyncio.sleep(self.settings.queue_poll_seconds)
-                continue
-            for message_id in claimed:
-                task = asyncio.create_task(self.deliver(message_id))
+            jobs = self._take_handed(room)
+            if not jobs:
+                try:
+                    jobs = await self.claim(min(room, self.settings.queue_batch_size))
+                except Exception as exc:  # the database is away or overloaded: back off
+                    log.warning("claiming from the queue failed", error=repr(exc)[:300])
+                    await asyncio.sleep(self.settings.queue_poll_seconds)
+                    continue
+            for job in jobs:
+                task = asyncio.create_task(self.deliver(job))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
-            if not claimed:
+            if not jobs:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    waiter = asyncio.create_task(self._wake.wait())
-                    stopper = asyncio.create_task(stop.wait())
-                    try:
-                        await asyncio.wait(
-                            {waiter, stopper},
-                            timeout=self.settings.queue_poll_seconds,
-                            return_when=asyncio.FIRST_COMPLETED,
-                        )
-                    finally:
-                        waiter.cancel()
-                        stopper.cancel()
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(stop.wait())
+                try:
+                    await asyncio.wait(
+                        {waiter, stopper},
+                        timeout=self.settings.queue_poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    waiter.cancel()
+                    stopper.cancel()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _take_handed(self, limit: int) -> list[DeliveryJob]:
+        usable_until = utcnow() + LEASE_MARGIN
+        jobs: list[DeliveryJob] = []
+        while self._handed and len(jobs) < limit:
+            job = self._handed.popleft()
+            if job.lease_expires_at > usable_until:
+                jobs.append(job)
+        return jobs
 
     async def run_until_idle(self, limit_seconds: float = 30.0) -> None:
         """Deliver everything due now, then return (tests, one-shot runs)."""
         deadline = time.monotonic() + limit_seconds
         while time.monotonic() < deadline:
-            claimed = await self.claim(self.settings.queue_batch_size)
-            if not claimed:
+            jobs = self._take_handed(len(self._handed)) or await self.claim(
+                self.settings.queue_batch_size
+            )
+            if not jobs:
                 return
-            await asyncio.gather(*(self.deliver(message_id) for message_id in claimed))
+            await asyncio.gather(*(self.deliver(job) for job in jobs))
         raise TimeoutError("the queue did not drain in time")
 
-    async def claim(self, limit: int) -> list[int]:
+    async def claim(self, limit: int) -> list[DeliveryJob]:
+        """Lease due messages to this worker and load them (three statements in all)."""
         async with self.database.session() as session:
-            return await claim_due(
+            ids = await claim_due(
                 session,
                 worker_id=self.worker_id,
                 limit=limit,
                 lease_seconds=self.settings.queue_lease_seconds,
                 now=utcnow(),
             )
+            return await load_jobs(session, worker_id=self.worker_id, message_ids=ids)
 
     async def close(self) -> None:
         if self._retiring:
@@ -205,53 +190,19 @@ class Worker:
 
     # --- one message ----------------------------------------------------------------------
 
-    async def deliver(self, message_id: int) -> None:
-        """Every step for one claimed message. Errors leave it leased: it is retried later."""
+    async def deliver(self, job: DeliveryJob) -> None:
+        """Send one leased message and record the outcome. Errors leave it leased: it is
+        claimed again when the lease runs out."""
         try:
-            job = await self._load(message_id)
-            if job is None:
-                return
             if utcnow() >= job.expires_at:
-                await self._record(job, _Attempt(results=(), route=None), expired=True)
-                return
-            attempt = await self._send(job)
-            await self._record(job, attempt)
+                tried = _Tried(Attempt(results=(), provider_id=None, expired=True))
+            else:
+                tried = await self._send(job)
+            await self._recorder.submit((job, tried))
         except Exception:
-            log.exception("delivery failed unexpectedly", message_id=message_id)
+            log.exception("delivery failed unexpectedly", message_id=job.message_id)
 
-    async def _load(self, message_id: int) -> _Job | None:
-        async with self.database.session() as session:
-            message = await session.get(Message, message_id)
-            if (
-                message is None
-                or message.lease_owner != self.worker_id
-                or message.status not in QUEUED_STATUSES
-            ):
-                return None
-            recipients = (
-                await session.execute(
-                    select(MessageRecipient.address)
-                    .where(
-                        MessageRecipient.message_id == message_id,
-                        MessageRecipient.status.in_(PENDING),
-                    )
-                    .order_by(MessageRecipient.id)
-                )
-            ).scalars()
-            content = await session.get(MessageContent, message_id)
-            return _Job(
-                message_id=message.id,
-                account_id=message.account_id,
-                explicit_provider_id=message.provider_id,
-                envelope_from=message.envelope_from,
-                recipients=tuple(recipients),
-                raw=content.raw if content is not None else b"",
-                smtputf8=message.smtputf8,
-                attempts=message.attempts,
-                expires_at=message.expires_at,
-            )
-
-    async def _routes_for(self, job: _Job) -> list[Route]:
+    async def _routes_for(self, job: DeliveryJob) -> list[Route]:
         key = (job.account_id, job.explicit_provider_id)
         cached = self._routes.get(key)
         if cached is not None and time.monotonic() - cached[0] < ROUTES_TTL:
@@ -296,7 +247,7 @@ class Worker:
         self._pools[route.provider_id] = (route.version, pool)
         return pool
 
-    async def _send(self, job: _Job) -> _Attempt:
+    async def _send(self, job: DeliveryJob) -> _Tried:
         """Route and send; on a provider-level failure fail over to the next provider."""
         routes = await self._routes_for(job)
         if not routes:
@@ -305,25 +256,20 @@ class Worker:
                 if job.explicit_provider_id is None
                 else ("the chosen provider is disabled or deleted")
             )
-            return _Attempt(results=self._all(job, Outcome.SOFT, reason), route=None)
+            return _Tried(Attempt(self._all(job, Outcome.SOFT, reason), provider_id=None))
         tried: set[int] = set()
         opened: list[tuple[int, str]] = []
         closed: list[int] = []
-        last: _Attempt | None = None
+        last: Attempt | None = None
         while True:
             route = await self.router.choose(
                 routes, exclude=frozenset(tried), explicit=job.explicit_provider_id is not None
             )
             if route is None:
                 if last is not None:
-                    return _Attempt(
-                        last.results, last.route, opened=tuple(opened), closed=tuple(closed)
-                    )
-                return _Attempt(
-                    results=self._all(job, Outcome.SOFT, "every provider is busy or resting"),
-                    route=None,
-                    throttled=True,
-                )
+                    return _Tried(last, tuple(opened), tuple(closed))
+                results = self._all(job, Outcome.SOFT, "every provider is busy or resting")
+                return _Tried(Attempt(results, provider_id=None, throttled=True))
             result = await self._pool(route).send(
                 mail_from=job.envelope_from,
                 recipients=job.recipients,
@@ -334,129 +280,35 @@ class Worker:
                 tried.add(route.provider_id)
                 if self.circuits.failed(route.provider_id):
                     opened.append((route.provider_id, result.results[0].reply))
-                last = _Attempt(result.results, route)
+                last = Attempt(result.results, route.provider_id)
                 continue
             if self.circuits.succeeded(route.provider_id):
                 closed.append(route.provider_id)
-            return _Attempt(result.results, route, opened=tuple(opened), closed=tuple(closed))
+            return _Tried(Attempt(result.results, route.provider_id), tuple(opened), tuple(closed))
 
     @staticmethod
-    def _all(job: _Job, outcome: Outcome, reply: str) -> tuple[RecipientResult, ...]:
+    def _all(job: DeliveryJob, outcome: Outcome, reply: str) -> tuple[RecipientResult, ...]:
         return tuple(RecipientResult(r, outcome, None, reply) for r in job.recipients)
 
     # --- recording ------------------------------------------------------------------------
 
-    async def _record(self, job: _Job, attempt: _Attempt, *, expired: bool = False) -> None:
+    async def _record(self, items: Sequence[tuple[DeliveryJob, _Tried]]) -> list[None]:
+        """Record the outcomes of many attempts in one transaction (group commit)."""
         now = utcnow()
         async with self.database.session() as session:
-            message = await session.get(Message, job.message_id)
-            if message is None or message.lease_owner != self.worker_id:
-                return  # our lease ran out and someone else has it now
-            rows = {
-                r.address: r
-                for r in (
-                    await session.execute(
-                        select(MessageRecipient).where(
-                            MessageRecipient.message_id == job.message_id
-                        )
-                    )
-                ).scalars()
-            }
-            provider_id = attempt.route.provider_id if attempt.route else None
-            events: list[Event] = []
-
-            def event(kind: EventType, recipient: str | None, **extra: object) -> None:
-                events.append(
-                    Event(
-                        account_id=job.account_id,
-                        message_id=job.message_id,
-                        type=kind.value,
-                        recipient=recipient,
-                        provider_id=provider_id,
-                        created_at=now,
-                        **extra,
-                    )
-                )
-
-            soft: list[MessageRecipient] = []
-            for result in attempt.results:
-                row = rows.get(result.recipient)
-                if row is None:
-                    continue
-                if not attempt.throttled:
-                    row.attempts += 1
-                row.last_code = result.code
-                row.last_reply = result.reply[:1000]
-                row.updated_at = now
-                if result.outcome is Outcome.DELIVERED:
-                    row.status = RecipientStatus.DELIVERED.value
-                    event(
-                        EventType.DELIVERED,
-                        row.address,
-                        smtp_code=result.code,
-                        detail=result.reply[:1000],
-                    )
-                elif result.outcome is Outcome.HARD:
-                    row.status = RecipientStatus.BOUNCED.value
-                    event(
-                        EventType.BOUNCE,
-                        row.address,
-                        smtp_code=result.code,
-                        detail=result.reply[:1000],
-                    )
-                    await suppress(
-                        session=session,
-                        account_id=job.account_id,
-                        address=row.address,
-                        reason=SuppressionReason.HARD_BOUNCE,
-                        detail=result.reply[:500],
-                    )
-                else:
-                    soft.append(row)
-
-            if attempt.throttled:
-                message.due_at = now + THROTTLE_DELAY
-            elif soft or expired:
-                retry_at = (
-                    None
-                    if expired
-                    else self.retry.next_attempt(
-                        failures=job.attempts, now=now, expires_at=job.expires_at
-                    )
-                )
-                give_up = retry_at is None
-                for row in (
-                    soft if not expired else [r for r in rows.values() if r.status in PENDING]
-                ):
-                    if give_up:
-                        row.status = RecipientStatus.FAILED.value
-                        event(
-                            EventType.FAILED,
-                            row.address,
-                            smtp_code=row.last_code,
-                            detail=row.last_reply,
-                        )
-                    else:
-                        row.status = RecipientStatus.DEFERRED.value
-                        event(
-                            EventType.DEFERRED,
-                            row.address,
-                            smtp_code=row.last_code,
-                            detail=row.last_reply,
-                        )
-                if retry_at is not None:
-                    message.due_at = retry_at
-            still_pending = [r for r in rows.values() if r.status in PENDING]
-            if attempt.throttled:
-                pass
-            elif still_pending:
-                message.status = MessageStatus.DEFERRED.value
-            else:
-                message.status = final_status([r.status for r in rows.values()]).value
-            message.lease_owner = None
-            message.lease_expires_at = None
-            if provider_id is not None:
-                message.last_provider_id = provider_id
+            ours = select(Message.id).where(
+                Message.id.in_([job.message_id for job, _ in items]),
+                Message.lease_owner == self.worker_id,
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                ours = ours.with_for_update()
+            still_ours = set((await session.execute(ours)).scalars())
+            # a job whose lease ran out (and someone else may hold now) is left alone
+            kept = [(job, t) for job, t in items if job.message_id in still_ours]
+            plans = [plan(job, t.attempt, now=now, retry=self.retry) for job, t in kept]
+            await write(session, plans, now=now)
+            used = {t.attempt.provider_id for _, t in kept} - {None}
+            for provider_id in sorted(p for p in used if p is not None):
                 if self._note_used(provider_id):
                     await session.execute(
                         update(Provider)
@@ -465,10 +317,10 @@ class Worker:
                         .values(last_used_at=now, updated_at=Provider.updated_at)
                         .execution_options(synchronize_session=False)
                     )
-            message.updated_at = now
-            session.add_all(events)
-            await self._note_circuits(session, attempt)
+            for _, tried in kept:
+                await self._note_circuits(session, tried)
             await session.commit()
+        return [None] * len(items)
 
     def _note_used(self, provider_id: int) -> bool:
         """Whether to write ``last_used_at`` now: at most every few seconds per provider, so
@@ -479,9 +331,9 @@ class Worker:
         self._last_used_written[provider_id] = now
         return True
 
-    async def _note_circuits(self, session: AsyncSession, attempt: _Attempt) -> None:
+    async def _note_circuits(self, session: AsyncSession, tried: _Tried) -> None:
         """A tripped circuit shows on the provider as status ``error`` with the reason."""
-        for provider_id, reason in attempt.opened:
+        for provider_id, reason in tried.opened:
             await session.execute(
                 update(Provider)
                 .where(Provider.id == provider_id, Provider.is_enabled)
@@ -493,7 +345,7 @@ class Worker:
                     ),
                 )
             )
-        for provider_id in attempt.closed:
+        for provider_id in tried.closed:
             await session.execute(
                 update(Provider)
                 .where(Provider.id == provider_id, Provider.is_enabled)

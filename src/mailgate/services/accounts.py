@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -11,12 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailgate.domain import Permission
 from mailgate.errors import Invalid, NotFound, Unauthenticated
 from mailgate.i18n import N_
-from mailgate.security.api_keys import generate_key, key_prefix, keys_match
+from mailgate.security.api_keys import generate_key, hash_key, key_prefix, keys_match
 from mailgate.store.models import Account, ApiKey, utcnow
 from mailgate.validation import check_email, check_no_control_chars
 
 __all__ = [
     "Principal",
+    "PrincipalCache",
     "authenticate",
     "bootstrap_root",
     "create_account",
@@ -148,3 +150,31 @@ async def authenticate(*, session: AsyncSession, presented: str | None) -> Princ
         key_prefix=key.prefix,
         permissions=frozenset(key.permissions),
     )
+
+
+class PrincipalCache:
+    """Keys verified in the last ``ttl`` seconds, so a client sending mail at full speed costs
+    one key lookup every few seconds instead of one per request. A key revoked (or whose
+    permissions changed) in the database takes effect within ``ttl``; failures are never
+    cached. Entries are keyed by the key's SHA-256: the cache holds no usable secret."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    async def authenticate(self, *, session: AsyncSession, presented: str | None) -> Principal:
+        if not presented or self.ttl <= 0:
+            return await authenticate(session=session, presented=presented)
+        digest = hash_key(presented.strip())
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await authenticate(session=session, presented=presented)
+        if len(self._entries) >= self.max_entries:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[digest] = (now + self.ttl, principal)
+        return principal

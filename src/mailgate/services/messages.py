@@ -7,7 +7,6 @@ survive a crash.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,11 +14,12 @@ from datetime import datetime, timedelta
 from email.utils import formataddr
 from typing import Final
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.config import Settings
 from mailgate.delivery.mime import BuiltMessage, build_message, parse_raw_message
+from mailgate.delivery.queue import DeliveryJob, Handoff, Lease
 from mailgate.domain import (
     EventType,
     Mailbox,
@@ -33,6 +33,7 @@ from mailgate.i18n import N_
 from mailgate.services.providers import get_provider
 from mailgate.services.suppressions import find_suppressed
 from mailgate.store.db import Database
+from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import (
     QUEUED_STATUSES,
     Event,
@@ -40,6 +41,7 @@ from mailgate.store.models import (
     MessageContent,
     MessageRecipient,
     MessageTag,
+    table_of,
     utcnow,
 )
 
@@ -174,7 +176,7 @@ async def accept(
     settings: Settings,
 ) -> list[Accepted]:
     """Commit every submission (all or none) and return what was queued and what refused."""
-    [accepted] = await accept_groups(
+    [accepted], _ = await accept_groups(
         session=session, groups=[(account_id, submissions)], settings=settings
     )
     return accepted
@@ -203,35 +205,51 @@ async def accept_groups(
     session: AsyncSession,
     groups: Sequence[tuple[int, Sequence[Submission]]],
     settings: Settings,
-) -> list[list[Accepted]]:
+    lease: Lease | None = None,
+) -> tuple[list[list[Accepted]], list[DeliveryJob]]:
     """Commit the submissions of several callers (account id, submissions) in ONE transaction:
-    one flush per table and one commit (one fsync) for all of them."""
+    one statement per table and one commit (one fsync) for all of them.
+
+    With a ``lease``, up to ``lease.limit`` of the messages due now are inserted already
+    leased to its owner and returned as jobs, to be handed to that worker in memory."""
     now = utcnow()
     expiry = timedelta(hours=settings.message_expiry_hours)
-    answers: list[list[Accepted]] = []
-    pending: list[tuple[Message, Submission, frozenset[str]]] = []
+    wanted: dict[int, set[str]] = {}
     for account_id, submissions in groups:
-        providers = await _provider_ids(session, account_id, submissions)
-        addresses = {address for s in submissions for address, _ in s.recipients}
-        suppressed = frozenset(
+        wanted.setdefault(account_id, set()).update(
+            address for s in submissions for address, _ in s.recipients
+        )
+    suppressed = {
+        account_id: frozenset(
             await find_suppressed(session=session, account_id=account_id, addresses=addresses)
         )
+        for account_id, addresses in wanted.items()
+    }
+    leases_left = lease.limit if lease is not None else 0
+    answers: list[list[Accepted]] = []
+    pending: list[_Pending] = []
+    for account_id, submissions in groups:
+        providers = await _provider_ids(session, account_id, submissions)
+        refused_here = suppressed[account_id]
         results: list[Accepted] = []
         for submission in submissions:
-            wanted = [address for address, _ in submission.recipients]
-            refused = tuple(a for a in wanted if a in suppressed)
-            queued = tuple(a for a in wanted if a not in suppressed)
+            wanted_here = [address for address, _ in submission.recipients]
+            refused = tuple(a for a in wanted_here if a in refused_here)
+            queued = tuple(a for a in wanted_here if a not in refused_here)
             scheduled = submission.send_at is not None and submission.send_at > now
             if not queued:
                 status = MessageStatus.REJECTED
             else:
                 status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
             due = submission.send_at if scheduled and submission.send_at else now
+            leased = lease is not None and status is MessageStatus.QUEUED and leases_left > 0
+            leases_left -= leased
             message = Message(
                 public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
                 account_id=account_id,
                 status=status.value,
                 provider_id=providers.get(submission.provider_ref or ""),
+                last_provider_id=None,
                 envelope_from=submission.built.envelope_from,
                 from_header=submission.from_header,
                 subject=submission.subject,
@@ -240,58 +258,119 @@ async def accept_groups(
                 size=len(submission.built.raw),
                 tags=list(submission.tags),
                 meta=dict(submission.metadata),
-                attempts=0,
+                attempts=1 if leased else 0,
                 send_at=submission.send_at,
                 due_at=due,
                 expires_at=due + expiry,
+                lease_owner=lease.owner if leased and lease else None,
+                lease_expires_at=(
+                    now + timedelta(seconds=lease.seconds) if leased and lease else None
+                ),
                 created_at=now,
                 updated_at=now,
             )
-            session.add(message)
-            pending.append((message, submission, suppressed))
+            pending.append(_Pending(message, submission, refused, leased))
             results.append(Accepted(message=message, accepted=queued, rejected=refused))
         answers.append(results)
-    await session.flush()  # ids for the children below
-
-    for message, submission, suppressed in pending:
-        account_id = message.account_id
-        session.add(MessageContent(message_id=message.id, raw=submission.built.raw))
-        for tag in dict.fromkeys(submission.tags):
-            session.add(MessageTag(message_id=message.id, tag=tag))
-        for address, kind in submission.recipients:
-            refused_here = address in suppressed
-            session.add(
-                MessageRecipient(
-                    message_id=message.id,
-                    address=address,
-                    kind=kind.value,
-                    status=(
-                        RecipientStatus.REJECTED if refused_here else RecipientStatus.QUEUED
-                    ).value,
-                    updated_at=now,
-                )
-            )
-            if refused_here:
-                session.add(
-                    Event(
-                        account_id=account_id,
-                        message_id=message.id,
-                        type=EventType.REJECT.value,
-                        recipient=address,
-                        detail="suppressed",
-                        created_at=now,
-                    )
-                )
-        session.add(
-            Event(
-                account_id=account_id,
-                message_id=message.id,
-                type=EventType.PROCESSED.value,
-                created_at=now,
-            )
-        )
+    await _insert(session, pending, now)
     await session.commit()
-    return answers
+    jobs = [
+        DeliveryJob(
+            message_id=p.message.id,
+            account_id=p.message.account_id,
+            explicit_provider_id=p.message.provider_id,
+            envelope_from=p.message.envelope_from,
+            recipients=tuple(a for a, _ in p.submission.recipients if a not in p.refused),
+            settled=(RecipientStatus.REJECTED.value,) * len(p.refused),
+            raw=p.submission.built.raw,
+            smtputf8=p.message.smtputf8,
+            attempts=p.message.attempts,
+            expires_at=p.message.expires_at,
+            lease_expires_at=p.message.lease_expires_at or now,
+        )
+        for p in pending
+        if p.leased
+    ]
+    return answers, jobs
+
+
+@dataclass(frozen=True)
+class _Pending:
+    message: Message  # transient: written with Core below, its id filled in afterwards
+    submission: Submission
+    refused: tuple[str, ...]
+    leased: bool
+
+
+_MESSAGE_COLUMNS: Final = tuple(c.key for c in table_of(Message).columns if c.key != "id")
+
+
+async def _insert(session: AsyncSession, pending: Sequence[_Pending], now: datetime) -> None:
+    """Every row of every message: one multi-row statement per table (Core, not the unit of
+    work, whose per-object bookkeeping cost more than the SQL)."""
+    inserted = await session.execute(
+        insert(table_of(Message)).returning(Message.public_id, Message.id),
+        [{key: getattr(p.message, _attribute(key)) for key in _MESSAGE_COLUMNS} for p in pending],
+    )
+    ids: dict[str, int] = {public_id: id_ for public_id, id_ in inserted}
+    contents: list[dict[str, object]] = []
+    tags: list[dict[str, object]] = []
+    recipients: list[dict[str, object]] = []
+    events: list[dict[str, object]] = []
+    for p in pending:
+        message = p.message
+        message.id = ids[message.public_id]
+        contents.append({"message_id": message.id, "raw": p.submission.built.raw})
+        tags += [{"message_id": message.id, "tag": tag} for tag in dict.fromkeys(message.tags)]
+        for address, kind in p.submission.recipients:
+            refused = address in p.refused
+            status = RecipientStatus.REJECTED if refused else RecipientStatus.QUEUED
+            recipients.append(
+                {
+                    "message_id": message.id,
+                    "address": address,
+                    "kind": kind.value,
+                    "status": status.value,
+                    "attempts": 0,
+                    "last_code": None,
+                    "last_reply": None,
+                    "updated_at": now,
+                }
+            )
+            if refused:
+                events.append(_event(message, EventType.REJECT, now, address, "suppressed"))
+        events.append(_event(message, EventType.PROCESSED, now))
+    for table, rows in (
+        (table_of(MessageContent), contents),
+        (table_of(MessageTag), tags),
+        (table_of(MessageRecipient), recipients),
+        (table_of(Event), events),
+    ):
+        if rows:
+            await session.execute(insert(table), rows)
+
+
+def _attribute(column: str) -> str:
+    return "meta" if column == "metadata" else column
+
+
+def _event(
+    message: Message,
+    kind: EventType,
+    now: datetime,
+    recipient: str | None = None,
+    detail: str | None = None,
+) -> dict[str, object]:
+    return {
+        "account_id": message.account_id,
+        "message_id": message.id,
+        "type": kind.value,
+        "recipient": recipient,
+        "provider_id": None,
+        "smtp_code": None,
+        "detail": detail,
+        "created_at": now,
+    }
 
 
 @dataclass(frozen=True)
@@ -441,70 +520,39 @@ async def cancel_message(*, session: AsyncSession, account_id: int, public_id: s
 
 
 class AcceptBatcher:
-    """Group commit: submissions that arrive while a commit is under way wait for the next
-    one and share it (one transaction, one fsync). Each caller is answered only once the
-    transaction holding its messages has committed; one caller's bad input fails only it."""
+    """Group commit of accepted mail (:class:`~mailgate.store.group_commit.GroupCommit`):
+    concurrent callers share one transaction and one fsync; each is answered only once the
+    transaction holding its messages has committed; one caller's bad input fails only it.
 
-    def __init__(self, database: Database, settings: Settings, *, max_batch: int = 200) -> None:
+    With a ``handoff`` (the worker of this process), mail due now is committed already
+    leased to that worker and handed to it in memory: no claim, no load."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        max_batch: int = 200,
+        handoff: Handoff | None = None,
+    ) -> None:
         self.database = database
         self.settings = settings
-        self.max_batch = max_batch
-        self._waiting: list[_Waiting] = []
-        self._committer: asyncio.Task[None] | None = None
+        self.handoff = handoff
+        self._group: GroupCommit[tuple[int, Sequence[Submission]], list[Accepted]] = GroupCommit(
+            self._commit, max_batch=max_batch, isolate=MailgateError
+        )
 
     async def accept(self, account_id: int, submissions: Sequence[Submission]) -> list[Accepted]:
-        future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(account_id, submissions, future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting())
-        return await future
+        return await self._group.submit((account_id, submissions))
 
-    async def _commit_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[_Waiting]) -> None:
-        try:
-            async with self.database.session() as session:
-                answers = await accept_groups(
-                    session=session,
-                    groups=[(w.account_id, w.submissions) for w in batch],
-                    settings=self.settings,
-                )
-        except MailgateError as exc:
-            if len(batch) == 1:
-                _settle(batch[0].future, error=exc)
-                return
-            for waiting in batch:  # find the caller at fault: each alone, in turn
-                await self._commit([waiting])
-            return
-        except BaseException as exc:
-            for waiting in batch:
-                _settle(waiting.future, error=exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for waiting, answer in zip(batch, answers, strict=True):
-            _settle(waiting.future, answer=answer)
-
-
-@dataclass(frozen=True)
-class _Waiting:
-    account_id: int
-    submissions: Sequence[Submission]
-    future: asyncio.Future[list[Accepted]]
-
-
-def _settle(
-    future: asyncio.Future[list[Accepted]],
-    *,
-    answer: list[Accepted] | None = None,
-    error: BaseException | None = None,
-) -> None:
-    if future.done():  # the caller went away (its request was cancelled)
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(answer or [])
+    async def _commit(
+        self, groups: Sequence[tuple[int, Sequence[Submission]]]
+    ) -> list[list[Accepted]]:
+        lease = self.handoff.lease() if self.handoff is not None else None
+        async with self.database.session() as session:
+            answers, jobs = await accept_groups(
+                session=session, groups=groups, settings=self.settings, lease=lease
+            )
+        if jobs and self.handoff is not None:
+            self.handoff.adopt(jobs)
+        return answers

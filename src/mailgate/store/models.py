@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -36,6 +37,7 @@ __all__ = [
     "Provider",
     "SmtpTestJob",
     "Suppression",
+    "table_of",
     "utcnow",
 ]
 
@@ -50,6 +52,11 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed, for Core statements on the hot paths (bulk writes)."""
+    return cast(Table, model.__table__)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

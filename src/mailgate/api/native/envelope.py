@@ -67,7 +67,7 @@ class Idempotency:
         return response
 
 
-def get_idempotency(
+async def get_idempotency(
     request: Request,
     session: SessionDep,
     idempotency_key: Annotated[
