@@ -19,8 +19,9 @@ Python before 3.11.10 (CVE-2024-6923) decodes an RFC 2047 encoded-word in a disp
 subject or filename while setting it and writes the decoded CR LF back out, so
 ``=?utf-8?q?x=0D=0ABcc:...?=`` becomes a new header line. Here non-ASCII text (and text that
 merely looks like an encoded-word) is encoded into base64 encoded-words, plain ASCII is
-folded at its own whitespace, filenames use RFC 2231, and the serialised message is parsed
-back to prove it has exactly the header fields it was given. Bcc never becomes a header.
+folded at its own whitespace, filenames use RFC 2231, and the rendered header block is
+checked to hold exactly the fields it was given. Bcc never becomes a header. The entities
+are rendered here too (``_Part``): ``email.generator`` cost five times the rest of a build.
 
 :func:`parse_raw_message` works on the header block only: it checks it line by line
 (a bare CR or LF, NUL, other control characters or bad UTF-8 are refused), drops Bcc,
@@ -31,15 +32,16 @@ for line endings (CRLF everywhere, so no bare LF reaches DATA).
 from __future__ import annotations
 
 import base64
+import binascii
 import email.policy
 import re
+import secrets
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import quoprimime
 from email.headerregistry import AddressHeader, HeaderRegistry
-from email.message import EmailMessage, MIMEPart
-from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid
 from typing import Final
 
@@ -215,7 +217,6 @@ def build_message(
     addresses = [sender, *to, *cc, *bcc, *reply_to]
     smtputf8 = any(a.utf8 for a in addresses)
 
-    message = EmailMessage(policy=_POLICY_UTF8 if smtputf8 else _POLICY)
     message_id = make_msgid(domain=id_domain)
     top: list[tuple[str, str]] = [("From", sender.header)]
     top += [("To", ", ".join(a.header for a in to))] if to else []
@@ -223,15 +224,15 @@ def build_message(
     top += [("Reply-To", ", ".join(a.header for a in reply_to))] if reply_to else []
     top += [("Subject", subject), ("Date", _date(now)), ("Message-ID", message_id)]
     top += [("MIME-Version", "1.0"), *custom]
+    head: list[tuple[str, str]] = []
     for name, value in top:
         folded = _fold(name, value)
         if folded is None:  # only an address or the message id can get here
             raise Invalid.field("mime", M_UNSAFE)
-        message.set_raw(name, folded)
-    _set_body(message, draft, [p for p in parts if p is not None])
-
-    raw = message.as_bytes()
-    if not _is_exactly(raw, message):
+        head.append((name, folded))
+    content = _body(draft, [p for p in parts if p is not None])
+    raw = _Part([*head, *content.headers], content.body, content.subtype, content.parts).render()
+    if not _is_exactly(raw, [name for name, _ in head] + [name for name, _ in content.headers]):
         raise Invalid.field("mime", M_UNSAFE)
     return BuiltMessage(
         raw=raw,
@@ -389,7 +390,7 @@ def _date(now: datetime | None) -> str:
     return format_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-def _attachment_part(checks: _Checks, index: int, attachment: Attachment) -> MIMEPart | None:
+def _attachment_part(checks: _Checks, index: int, attachment: Attachment) -> _Part | None:
     where = f"attachments.{index}"
     ok = checks.text(f"{where}.filename", attachment.filename)
     mimetype = _MIMETYPE.fullmatch(attachment.mimetype)
@@ -404,14 +405,18 @@ def _attachment_part(checks: _Checks, index: int, attachment: Attachment) -> MIM
             ok = False
     if not ok or mimetype is None:
         return None
-    part = MIMEPart(policy=_POLICY)
     maintype, subtype = mimetype.group(1).lower(), mimetype.group(2).lower()
-    part.set_content(attachment.content, maintype, subtype, cte="base64")
-    kind = "inline" if cid is not None else "attachment"
-    part.set_raw("Content-Disposition", _disposition(kind, attachment.filename))
+    headers = [
+        ("Content-Type", f"{maintype}/{subtype}"),
+        ("Content-Transfer-Encoding", "base64"),
+        (
+            "Content-Disposition",
+            _disposition("inline" if cid else "attachment", attachment.filename),
+        ),
+    ]
     if cid is not None:
-        part.set_raw("Content-ID", f"<{cid}>")
-    return part
+        headers.append(("Content-ID", f"<{cid}>"))
+    return _Part(headers, _base64_lines(attachment.content))
 
 
 def _disposition(kind: str, filename: str) -> str:
@@ -431,7 +436,48 @@ def _disposition(kind: str, filename: str) -> str:
     return kind + "".join(f";\r\n {p}" for p in params)
 
 
-def _set_body(message: EmailMessage, draft: MessageDraft, attachments: list[MIMEPart]) -> None:
+@dataclass
+class _Part:
+    """A MIME entity: header fields (values ready to write) and a body, or, when
+    ``subtype`` is set, a multipart of ``parts``."""
+
+    headers: list[tuple[str, str]]
+    body: bytes = b""  # CRLF line endings, encoded for 7-bit transport
+    subtype: str | None = None
+    parts: list[_Part] = field(default_factory=list)
+
+    def render(self) -> bytes:
+        out: list[bytes] = []
+        self._render(out)
+        return b"".join(out)
+
+    def _render(self, out: list[bytes]) -> None:
+        for name, value in self.headers:
+            out.append(f"{name}: {value}\r\n".encode())
+        if self.subtype is None:
+            out += [b"\r\n", self.body]
+            return
+        children: list[bytes] = []
+        for part in self.parts:
+            children.append(part.render())
+        boundary = _boundary(children)
+        out.append(
+            f'Content-Type: multipart/{self.subtype};\r\n boundary="{boundary}"\r\n\r\n'.encode()
+        )
+        delimiter = b"--" + boundary.encode()
+        for child in children:
+            out += [delimiter, b"\r\n", child, b"\r\n"]
+        out += [delimiter, b"--\r\n"]
+
+
+def _boundary(children: Sequence[bytes]) -> str:
+    while True:
+        boundary = "=_mg_" + secrets.token_hex(16)
+        if not any(boundary.encode() in child for child in children):
+            return boundary
+
+
+def _body(draft: MessageDraft, attachments: list[_Part]) -> _Part:
     inline = [p for p, a in zip(attachments, draft.attachments, strict=True) if a.inline]
     files = [p for p, a in zip(attachments, draft.attachments, strict=True) if not a.inline]
     if draft.html is None:
@@ -441,37 +487,57 @@ def _set_body(message: EmailMessage, draft: MessageDraft, attachments: list[MIME
         text = draft.text if draft.text is not None else html_to_text(draft.html)
         html = _text_part(draft.html, "html")
         if inline:
-            html = _multipart("related", [html, *inline])
-        body = _multipart("alternative", [_text_part(text, "plain"), html])
+            html = _Part([], subtype="related", parts=[html, *inline])
+        body = _Part([], subtype="alternative", parts=[_text_part(text, "plain"), html])
     if files:
-        body = _multipart("mixed", [body, *files])
-    for name, value in body.raw_items():
-        message.set_raw(name, value)
-    message.set_payload(body.get_payload())
+        body = _Part([], subtype="mixed", parts=[body, *files])
+    return body
 
 
-def _text_part(text: str, subtype: str) -> MIMEPart:
-    part = MIMEPart(policy=_POLICY)
-    part.set_content(text, subtype=subtype)  # UTF-8; 7bit, quoted-printable or base64
-    return part
+def _text_part(text: str, subtype: str) -> _Part:
+    encoding, body = _encode_text(text)
+    headers = [
+        ("Content-Type", f'text/{subtype}; charset="utf-8"'),
+        ("Content-Transfer-Encoding", encoding),
+    ]
+    return _Part(headers, body)
 
 
-def _multipart(subtype: str, parts: Iterable[MIMEPart]) -> MIMEPart:
-    container = MIMEPart(policy=_POLICY)
-    container.set_raw("Content-Type", f"multipart/{subtype}")
-    for part in parts:
-        container.attach(part)
-    return container
+def _encode_text(text: str) -> tuple[str, bytes]:
+    """UTF-8 text as 7bit when it is short-lined ASCII, else as quoted-printable or base64,
+    whichever is shorter for its first lines (``email.contentmanager``'s rule)."""
+    lines = text.encode("utf-8").splitlines()
+    body = b"".join(line + b"\r\n" for line in lines)
+    if body.isascii() and max((len(line) for line in lines), default=0) <= _FOLD_AT:
+        return "7bit", body
+    sniff = b"".join(line + b"\r\n" for line in lines[:10])
+    if len(quoprimime.body_encode(sniff.decode("latin-1"), _FOLD_AT)) > len(
+        binascii.b2a_base64(sniff)
+    ):
+        return "base64", _base64_lines(body)
+    encoded = quoprimime.body_encode(body.decode("latin-1"), _FOLD_AT, eol="\r\n")
+    return "quoted-printable", encoded.encode("ascii")  # ends with CRLF, as ``body`` does
 
 
-def _is_exactly(raw: bytes, message: EmailMessage) -> bool:
-    """Whether ``raw`` parses back into the same header fields, part by part."""
+def _base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of 76 characters (57 bytes each), CRLF-terminated."""
+    return b"".join(
+        binascii.b2a_base64(data[i : i + 57], newline=False) + b"\r\n"
+        for i in range(0, len(data), 57)
+    )
+
+
+def _is_exactly(raw: bytes, names: Sequence[str]) -> bool:
+    """Whether ``raw`` has no bare CR or LF and its header block has exactly the fields
+    ``names``, in order: no value broke out of its field (whatever it contained)."""
     if not raw.count(b"\r") == raw.count(b"\n") == raw.count(b"\r\n"):
-        return False  # a bare CR or LF
-    parsed = BytesParser(policy=email.policy.compat32).parsebytes(raw)
-    built = [[k.lower() for k in part] for part in message.walk()]
-    found = [[k.lower() for k in part] for part in parsed.walk()]
-    return built == found and not _BCC_HEADERS.intersection(found[0])
+        return False
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    found = [line.split(b":", 1)[0].lower() for line in head if line[:1] not in (b" ", b"\t")]
+    expected = [name.lower().encode() for name in names]
+    if found and found[-1] == b"content-type" and expected[-1:] != [b"content-type"]:
+        expected.append(b"content-type")  # a multipart body's, written by the renderer
+    return found == expected and not _BCC_HEADERS.intersection(n.decode() for n in found)
 
 
 def _unique(addresses: Iterable[str]) -> tuple[str, ...]:
