@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             rate_limiter=KeyRateLimiter(settings.api_rate_limit, settings.redis_url),
             smtp_tests=SmtpTestRunner(database, box, settings),
             accepter=AcceptBatcher(database, settings, handoff=worker),
-            principals=PrincipalCache(settings.api_key_cache_seconds),
+            principals=PrincipalCache(database, settings.api_key_cache_seconds),
         )
         app.state.ctx = ctx
         stop = asyncio.Event()

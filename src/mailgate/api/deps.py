@@ -66,10 +66,8 @@ def require(
     """A dependency: authenticate the key, count it against its rate limit, check ``permission``
     (``None``: any valid key will do)."""
 
-    async def dependency(request: Request, ctx: CtxDep, session: SessionDep) -> Principal:
-        principal = await ctx.principals.authenticate(
-            session=session, presented=await key_from(request)
-        )
+    async def dependency(request: Request, ctx: CtxDep) -> Principal:
+        principal = await ctx.principals.authenticate(await key_from(request))
         try:
             request.state.rate_limit = await ctx.rate_limiter.hit("api-key", principal.key_prefix)
         except RateLimited as exc:  # the 429 carries the window's headers too

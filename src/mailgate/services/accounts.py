@@ -13,6 +13,7 @@ from mailgate.domain import Permission
 from mailgate.errors import Invalid, NotFound, Unauthenticated
 from mailgate.i18n import N_
 from mailgate.security.api_keys import generate_key, hash_key, key_prefix, keys_match
+from mailgate.store.db import Database
 from mailgate.store.models import Account, ApiKey, utcnow
 from mailgate.validation import check_email, check_no_control_chars
 
@@ -158,20 +159,22 @@ class PrincipalCache:
     permissions changed) in the database takes effect within ``ttl``; failures are never
     cached. Entries are keyed by the key's SHA-256: the cache holds no usable secret."""
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+    def __init__(self, database: Database, ttl: float, max_entries: int = 10_000) -> None:
+        self.database = database
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, Principal]] = {}
 
-    async def authenticate(self, *, session: AsyncSession, presented: str | None) -> Principal:
-        if not presented or self.ttl <= 0:
-            return await authenticate(session=session, presented=presented)
-        digest = hash_key(presented.strip())
+    async def authenticate(self, presented: str | None) -> Principal:
+        digest = hash_key(presented.strip()) if presented else b""
         now = time.monotonic()
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal = await authenticate(session=session, presented=presented)
+        async with self.database.session() as session:
+            principal = await authenticate(session=session, presented=presented)
+        if self.ttl <= 0:
+            return principal
         if len(self._entries) >= self.max_entries:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= self.max_entries:

@@ -59,13 +59,13 @@ RAW_BODY: Final[dict[str, Any]] = {
 async def _accept(
     ctx: CtxDep, session: SessionDep, principal: Principal, submissions: Sequence[Submission]
 ) -> tuple[list[Accepted], dict[int, str]]:
-    await session.commit()  # hold no connection while the group commit runs
     accepted = await ctx.accepter.accept(principal.account_id, submissions)
     ctx.wake_workers()
-    providers = await provider_public_ids(
-        session=session,
-        account_id=principal.account_id,
-        ids=(a.message.provider_id for a in accepted),
+    chosen = {a.message.provider_id for a in accepted} - {None}
+    providers = (
+        await provider_public_ids(session=session, account_id=principal.account_id, ids=chosen)
+        if chosen
+        else {}
     )
     return accepted, providers
 

@@ -47,13 +47,8 @@ SEARCH_LIMIT: Final = 100
 
 
 async def _accept(
-    request: Request,
-    ctx: CtxDep,
-    session: SessionDep,
-    principal: Principal,
-    submission: Submission,
+    request: Request, ctx: CtxDep, principal: Principal, submission: Submission
 ) -> Response:
-    await session.commit()  # hold no connection while the group commit runs
     accepted = await ctx.accepter.accept(principal.account_id, [submission])
     ctx.wake_workers()
     return json_response(envelope(request, mapping.send_result(accepted[0])))
@@ -64,13 +59,12 @@ async def send_email(
     body: SendEmailRequest,
     request: Request,
     ctx: CtxDep,
-    session: SessionDep,
     principal: MessageSender,
 ) -> Response:
     """Send an email from its parts. ``succeeded`` counts the recipients queued (to, cc and
     bcc); suppressed recipients are listed in ``failures``."""
     submission = mapping.submission(body, settings=ctx.settings, now=datetime.now(UTC))
-    return await _accept(request, ctx, session, principal, submission)
+    return await _accept(request, ctx, principal, submission)
 
 
 @router.post("/mime", response_model=SendEnvelope, responses=ERRORS)
@@ -78,12 +72,11 @@ async def send_mime(
     body: SendMimeRequest,
     request: Request,
     ctx: CtxDep,
-    session: SessionDep,
     principal: MessageSender,
 ) -> Response:
     """Send a ready MIME message (as text, or base64-encoded); recipients from To, Cc, Bcc."""
     submission = mapping.mime_submission(body, settings=ctx.settings, now=datetime.now(UTC))
-    return await _accept(request, ctx, session, principal, submission)
+    return await _accept(request, ctx, principal, submission)
 
 
 def _recipient_filter(value: str | None) -> str | None:
