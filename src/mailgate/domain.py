@@ -23,6 +23,7 @@ __all__ = [
     "RecipientKind",
     "RecipientStatus",
     "Security",
+    "SendingRateLimit",
     "SmtpEndpoint",
 ]
 
@@ -67,6 +68,10 @@ class Permission(StrEnum):
     KEYS_READ = "keys:read"
     MESSAGES_SEND = "messages:send"
     MESSAGES_READ = "messages:read"
+    SMTP_USERS_READ = "smtp_users:read"
+    SMTP_USERS_WRITE = "smtp_users:write"
+    IP_AUTH_READ = "ip_auth:read"
+    IP_AUTH_WRITE = "ip_auth:write"
 
 
 class MessageStatus(StrEnum):
@@ -129,6 +134,14 @@ class QuotaRange:
 
     min: int
     max: int
+
+
+@dataclass(frozen=True)
+class SendingRateLimit:
+    """At most ``max_messages`` messages in any ``period_seconds`` (an SMTP user's own limit)."""
+
+    max_messages: int
+    period_seconds: int
 
 
 @dataclass(frozen=True)

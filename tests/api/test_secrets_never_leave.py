@@ -24,7 +24,9 @@ def every_operation(client: httpx.Client) -> list[tuple[str, str]]:
     return sorted(operations, key=lambda op: (op[0] == "DELETE", op[1], op[0]))
 
 
-def fill(path: str, public_id: str, numeric_id: int) -> str:
+def fill(path: str, public_id: str, numeric_id: int, ids: dict[str, str] | None = None) -> str:
+    for name, value in (ids or {}).items():
+        path = path.replace(name, value)
     for name in ("{provider_id}", "{providerId}", "{id}"):
         path = path.replace(
             name, public_id if path.startswith("/api/v1/providers") else str(numeric_id)
@@ -68,12 +70,29 @@ def test_no_route_ever_returns_or_logs_a_secret(
         },
     )
     assert saved.status_code == 200
+    smtp_user_password = "su-" + secrets.token_hex(16)
+    smtp_user = tenant.client.post(
+        "/api/v1/smtp-users",
+        json={"username": "walker-" + secrets.token_hex(4), "password": smtp_user_password},
+    )
+    assert smtp_user.status_code == 201
+    generated = tenant.client.post(
+        "/v3/smtp/add", json={"username": "walker-" + secrets.token_hex(4)}
+    ).json()["data"]["results"][0]["email_password"]
+    network = tenant.client.post("/api/v1/ip-auth", json={"network": "192.0.2.128/25"})
+    assert network.status_code == 201
+    ids = {
+        "{smtp_user_id}": smtp_user.json()["data"]["id"],
+        "{network_id}": network.json()["data"]["id"],
+    }
     settings = tenant.server.settings
     forbidden = {
         "provider password": SMTP_PASSWORD,
         "refresh token": refresh_token,
         "DocSpace password": docspace_password,
         "hostile password": hostile_password,
+        "SMTP user password": smtp_user_password,
+        "generated SMTP user password": generated,
         "API key": tenant.key,
         "secret key": settings.secret_key.get_secret_value() if settings.secret_key else "",
     }
@@ -82,6 +101,7 @@ def test_no_route_ever_returns_or_logs_a_secret(
         "password": hostile_password,
         "smtp_password": hostile_password,
         "credentialsUserPassword": hostile_password,
+        "email_password": hostile_password,
         "port": "not-a-port",
         "smtp_port": "not-a-port",
         "recipient": "owner@example.com",
@@ -90,7 +110,7 @@ def test_no_route_ever_returns_or_logs_a_secret(
     assert len(operations) >= 15
     answers: list[httpx.Response] = []
     for method, template in operations:
-        path = fill(template, public_id, numeric_id)
+        path = fill(template, public_id, numeric_id, ids)
         if method in {"POST", "PUT", "PATCH"}:
             answers.append(tenant.client.request(method, path, json=hostile_body))
             answers.append(tenant.client.request(method, path, json={"recipient": "o@example.com"}))

@@ -7,11 +7,16 @@ from typing import Any
 
 from starlette.responses import Response
 
-__all__ = ["json_response"]
+__all__ = ["json_bytes", "json_response"]
+
+
+def json_bytes(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def json_response(
     body: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(raw, status_code=status_code, media_type="application/json", headers=headers)
+    return Response(
+        json_bytes(body), status_code=status_code, media_type="application/json", headers=headers
+    )

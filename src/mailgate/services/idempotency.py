@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -12,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.errors import IdempotencyConflict
+from mailgate.security.secrets_box import SecretBox
 from mailgate.store.models import IdempotencyRecord, utcnow
 
 __all__ = ["StoredResponse", "fingerprint", "recall", "remember"]
@@ -25,12 +25,9 @@ class StoredResponse:
     body: bytes
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in (method.upper().encode(), path.encode(), body):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
+def fingerprint(method: str, path: str, body: bytes, box: SecretBox) -> str:
+    """What tells two requests apart. Keyed: a body may carry a password in clear."""
+    return box.digest(method.upper().encode(), path.encode(), body)
 
 
 async def recall(

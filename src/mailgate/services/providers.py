@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -25,6 +25,7 @@ from mailgate.domain import (
 from mailgate.errors import Invalid, Issue, NotFound, SmtpError
 from mailgate.i18n import N_, stored_message
 from mailgate.security.secrets_box import SecretBox
+from mailgate.services.changes import UNSET, Changes
 from mailgate.store.models import Provider, utcnow
 from mailgate.validation import check_email, check_hostname, check_no_control_chars
 
@@ -51,19 +52,8 @@ __all__ = [
 PUBLIC_ID_PREFIX: Final = "dprov_"
 
 
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-UNSET: Final[Any] = _Unset()
-
-
 @dataclass(frozen=True)
-class ProviderChanges:
+class ProviderChanges(Changes):
     """Fields to set, in domain names. Anything left ``UNSET`` is not touched.
 
     ``password``/``oauth_refresh_token`` are plaintext here and encrypted before storage.
@@ -91,13 +81,6 @@ class ProviderChanges:
     percentage: Any = UNSET
     tracking_domain: Any = UNSET
     variables: Any = UNSET
-
-    def given(self) -> dict[str, Any]:
-        return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if getattr(self, f.name) is not UNSET
-        }
 
 
 REQUIRED_ON_CREATE: Final = ("name", "host", "port", "security")

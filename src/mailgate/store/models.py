@@ -8,6 +8,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -30,12 +31,14 @@ __all__ = [
     "Base",
     "Event",
     "IdempotencyRecord",
+    "IpAuthNetwork",
     "Message",
     "MessageContent",
     "MessageRecipient",
     "MessageTag",
     "Provider",
     "SmtpTestJob",
+    "SmtpUser",
     "Suppression",
     "table_of",
     "utcnow",
@@ -308,4 +311,60 @@ class Suppression(Base):
     kind: Mapped[str] = mapped_column(String(8))  # "email" | "domain"
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SmtpUser(Base):
+    """A login for the SMTP relay, owned by one account.
+
+    SMTP AUTH names no account, so ``username`` is unique across the whole deployment. Only an
+    argon2 hash of the password is kept. An empty ``allowed_senders`` allows any sender; a
+    custom rate limit is ``rate_limit_max`` messages per ``rate_limit_period`` seconds.
+    """
+
+    __tablename__ = "smtp_users"
+    __table_args__ = (
+        CheckConstraint(
+            "(rate_limit_max IS NULL) = (rate_limit_period IS NULL)", name="rate_limit_pair"
+        ),
+        Index("ix_smtp_users_account_id", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    allowed_senders: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rate_limit_max: Mapped[int | None] = mapped_column(Integer, default=None)
+    rate_limit_period: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IpAuthNetwork(Base):
+    """A network whose clients may relay without SMTP AUTH, as its account.
+
+    ``network`` is the normalised CIDR text. ``range_start``/``range_end`` are its first and
+    last addresses as 32 hex digits, so containment and overlap are plain string comparisons
+    on every backend. A network belongs to one account: overlaps across accounts are refused.
+    """
+
+    __tablename__ = "ip_auth_networks"
+    __table_args__ = (
+        Index("ix_ip_auth_networks_range", "version", "range_start", "range_end"),
+        Index("ix_ip_auth_networks_account_id", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    network: Mapped[str] = mapped_column(String(64), unique=True)
+    version: Mapped[int] = mapped_column(Integer)
+    range_start: Mapped[str] = mapped_column(String(32))
+    range_end: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

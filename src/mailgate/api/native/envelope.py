@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from starlette.responses import Response
 
-from mailgate.api.deps import SessionDep
+from mailgate.api.deps import CtxDep, SessionDep
 from mailgate.api.native.errors import request_id
-from mailgate.api.responses import json_response
+from mailgate.api.responses import json_bytes, json_response
 from mailgate.errors import Invalid
 from mailgate.i18n import N_
+from mailgate.security.secrets_box import SecretBox
 from mailgate.services.accounts import Principal
 from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
 
@@ -27,23 +28,30 @@ class Idempotency:
     """Replays the first answer to a write made with the same ``Idempotency-Key``.
 
     Each write route ends with ``return await idempotency.respond(status, produce)``.
+    ``keep`` turns the answer into what is stored for replays: a secret shown once (a
+    generated password) is answered but never stored, so a replay carries ``null`` there.
     """
 
-    def __init__(self, request: Request, session: SessionDep, key: str | None) -> None:
+    def __init__(
+        self, request: Request, session: SessionDep, key: str | None, box: SecretBox
+    ) -> None:
         self.request = request
         self.session = session
         self.key = key
+        self.box = box
 
     async def respond(
         self,
         principal: Principal,
         status_code: int,
         produce: Callable[[], Awaitable[dict[str, Any]]],
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Response:
         if not self.key:
             return json_response(await produce(), status_code)
         endpoint = f"{self.request.method} {self.request.url.path}"
-        request_hash = fingerprint(self.request.method, endpoint, await self.request.body())
+        raw = await self.request.body()
+        request_hash = fingerprint(self.request.method, endpoint, raw, self.box)
         stored = await recall(
             session=self.session,
             account_id=principal.account_id,
@@ -55,20 +63,23 @@ class Idempotency:
             response = Response(stored.body, stored.status_code, media_type="application/json")
             response.headers["Idempotent-Replayed"] = "true"
             return response
-        response = json_response(await produce(), status_code)
+        body = await produce()
+        response = json_response(body, status_code)
+        stored_body = bytes(response.body) if keep is None else json_bytes(keep(body))
         await remember(
             session=self.session,
             account_id=principal.account_id,
             endpoint=endpoint,
             key=self.key,
             request_hash=request_hash,
-            response=StoredResponse(status_code, bytes(response.body)),
+            response=StoredResponse(status_code, stored_body),
         )
         return response
 
 
 async def get_idempotency(
     request: Request,
+    ctx: CtxDep,
     session: SessionDep,
     idempotency_key: Annotated[
         str | None,
@@ -77,7 +88,7 @@ async def get_idempotency(
 ) -> Idempotency:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise Invalid.field("Idempotency-Key", N_("Must be 1 to 255 characters long."))
-    return Idempotency(request, session, idempotency_key)
+    return Idempotency(request, session, idempotency_key, ctx.box)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

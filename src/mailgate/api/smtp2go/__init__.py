@@ -1,5 +1,6 @@
 """SMTP2GO compatibility surface: ``/v3`` (the whole sending platform; for now the key,
-the envelope, ``/api_keys/permissions`` and ``/email/...``).
+the envelope, ``/api_keys/permissions``, ``/email/...``, the relay's SMTP users ``/smtp/...``
+(and ``/users/smtp/...``) and ``/ip_auth/...``).
 
 Every answer, success or error, is ``{"request_id": "<uuid>", "data": ...}``. The key travels
 as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bearer`` /
@@ -9,7 +10,7 @@ as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bear
 from fastapi import APIRouter
 
 from mailgate.api.smtp2go.errors import render_error
-from mailgate.api.smtp2go.routes import api_keys, email
+from mailgate.api.smtp2go.routes import api_keys, email, ip_auth, smtp_users
 from mailgate.api.surface import Surface
 
 PREFIX = "/v3"
@@ -17,5 +18,8 @@ PREFIX = "/v3"
 router = APIRouter(prefix=PREFIX)
 router.include_router(api_keys.router)
 router.include_router(email.router)
+router.include_router(smtp_users.router)
+router.include_router(smtp_users.users_router)
+router.include_router(ip_auth.router)
 
 surface = Surface(name="smtp2go", prefix=PREFIX, router=router, render_error=render_error)

@@ -13,7 +13,16 @@ from mailgate.api.smtp2go.mapping import api_key_from_body
 from mailgate.domain import Permission
 from mailgate.services.accounts import Principal
 
-__all__ = ["AnyKey", "MessageReader", "MessageSender", "smtp2go_key"]
+__all__ = [
+    "AnyKey",
+    "IpAuthReader",
+    "IpAuthWriter",
+    "MessageReader",
+    "MessageSender",
+    "SmtpUserReader",
+    "SmtpUserWriter",
+    "smtp2go_key",
+]
 
 
 async def smtp2go_key(request: Request) -> str | None:
@@ -36,3 +45,7 @@ async def smtp2go_key(request: Request) -> str | None:
 AnyKey = Annotated[Principal, Depends(require(None, smtp2go_key))]
 MessageSender = Annotated[Principal, Depends(require(Permission.MESSAGES_SEND, smtp2go_key))]
 MessageReader = Annotated[Principal, Depends(require(Permission.MESSAGES_READ, smtp2go_key))]
+SmtpUserReader = Annotated[Principal, Depends(require(Permission.SMTP_USERS_READ, smtp2go_key))]
+SmtpUserWriter = Annotated[Principal, Depends(require(Permission.SMTP_USERS_WRITE, smtp2go_key))]
+IpAuthReader = Annotated[Principal, Depends(require(Permission.IP_AUTH_READ, smtp2go_key))]
+IpAuthWriter = Annotated[Principal, Depends(require(Permission.IP_AUTH_WRITE, smtp2go_key))]

@@ -19,6 +19,20 @@ ENDPOINTS: Final[dict[str, Permission | None]] = {
     "/email/scheduled": Permission.MESSAGES_READ,
     "/email/scheduled/remove": Permission.MESSAGES_SEND,
     "/email/search": Permission.MESSAGES_READ,
+    "/smtp/add": Permission.SMTP_USERS_WRITE,
+    "/smtp/edit": Permission.SMTP_USERS_WRITE,
+    "/smtp/patch": Permission.SMTP_USERS_WRITE,
+    "/smtp/remove": Permission.SMTP_USERS_WRITE,
+    "/smtp/view": Permission.SMTP_USERS_READ,
+    "/users/smtp/add": Permission.SMTP_USERS_WRITE,
+    "/users/smtp/edit": Permission.SMTP_USERS_WRITE,
+    "/users/smtp/patch": Permission.SMTP_USERS_WRITE,
+    "/users/smtp/remove": Permission.SMTP_USERS_WRITE,
+    "/users/smtp/view": Permission.SMTP_USERS_READ,
+    "/ip_auth/view": Permission.IP_AUTH_READ,
+    "/ip_auth/patch": Permission.IP_AUTH_WRITE,
+    "/ip_auth/edit": Permission.IP_AUTH_WRITE,
+    "/ip_auth/remove": Permission.IP_AUTH_WRITE,
 }
 
 _REQUEST_ID: Final = re.compile(r"^req_([0-9a-f]{24})$")
