@@ -617,13 +617,24 @@ def run_mailgate(
 
 
 def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its threads (from /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
+    """User + system CPU seconds of a process, its threads and its live descendants (the
+    processes of `serve` with MAILGATE_PROCESSES > 1), from /proc."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    total, frontier = 0.0, [pid]
+    while frontier:
+        current = frontier.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        frontier += [child for child, (parent, _) in stats.items() if parent == current]
+    return total
 
 
 def db_summary(data_dir: Path, database_url: str) -> str:

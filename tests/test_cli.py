@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
 import stat
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import free_port
-
-MAILGATE = str(Path(sys.executable).parent / "mailgate")
-KEY = re.compile(r"mg_[0-9a-f]{8}_[A-Za-z0-9_-]{20,}")
-
-
-def environment(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update({"MAILGATE_DATA_DIR": str(data_dir), "COLUMNS": "200", **extra})
-    return env
+from serve_process import KEY, MAILGATE, environment, serving
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,34 +48,9 @@ def test_keys_create_prints_only_the_key_and_list_never_shows_it(tmp_path: Path)
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """`mailgate serve` on a fresh data directory; yields (base URL, root key, data dir)."""
-    port = free_port()
-    env = environment(tmp_path, MAILGATE_HTTP_PORT=str(port))
-    process = subprocess.Popen(
-        [MAILGATE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert process.stdout is not None
-    key = None
-    deadline = time.monotonic() + 60
-    base = f"http://127.0.0.1:{port}"
-    try:
-        while key is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
-            found = KEY.search(line)
-            key = found.group(0) if found else None
-        assert key, "serve did not print a root key"
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base, key, tmp_path
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stdout.close()
+    with serving(tmp_path) as server:
+        assert server.key is not None
+        yield server.base_url, server.key, tmp_path
 
 
 def test_serve_bootstraps_once_and_answers_the_readme_examples(
@@ -133,23 +95,10 @@ def test_serve_bootstraps_once_and_answers_the_readme_examples(
 
 def test_a_second_start_prints_no_key(served: tuple[str, str, Path]) -> None:
     _, _, data_dir = served
-    port = free_port()
-    env = environment(data_dir, MAILGATE_HTTP_PORT=str(port))
-    process = subprocess.Popen(
-        [MAILGATE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert KEY.search(output) is None, output
+    with serving(data_dir, expect_key=False) as second:
+        pass
+    output = "".join(second.output)
+    assert second.key is None, output
     assert "Created the root account" not in output
     listed = run(data_dir, "keys", "list").stdout
     assert listed.count(" root ") == 1

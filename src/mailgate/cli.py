@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -87,14 +87,22 @@ def serve(
 
     settings = Settings()
     _bootstrap(settings)
-    application = create_app(settings, run_migrations=False)
-    uvicorn.run(
-        application,
-        host=host or settings.http_host,
-        port=port or settings.http_port,
-        log_level=settings.log_level,
-        proxy_headers=False,
-    )
+    processes = settings.effective_processes
+    if processes > 1 and not settings.redis_url:
+        err.print(
+            f"{processes} processes: per-key rate limits are counted in each process "
+            "(set MAILGATE_REDIS_URL to share them)."
+        )
+    common: dict[str, Any] = {
+        "host": host or settings.http_host,
+        "port": port or settings.http_port,
+        "log_level": settings.log_level,
+        "proxy_headers": False,
+    }
+    if processes == 1:
+        uvicorn.run(create_app(settings, run_migrations=False), **common)
+    else:  # each process builds its app from the same environment (MAILGATE_*)
+        uvicorn.run("mailgate.api.app:create_app", factory=True, workers=processes, **common)
 
 
 @app.command()

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8025, ge=1, le=65535)
+    processes: int = Field(
+        default=0,
+        ge=0,
+        description="`serve` processes answering the API (one of them delivers); 0: one per "
+        "CPU. Per-key rate limits are counted per process unless MAILGATE_REDIS_URL is set.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key material for secrets at rest; comma-separated to rotate "
@@ -94,6 +100,10 @@ class Settings(BaseSettings):
     docspace_default_enable_auth: bool = False
     docspace_default_username: str = ""
     docspace_default_password: SecretStr | None = None
+
+    @property
+    def effective_processes(self) -> int:
+        return self.processes or os.cpu_count() or 1
 
     @field_validator("data_dir")
     @classmethod

@@ -22,6 +22,7 @@ from mailgate.api.context import AppContext
 from mailgate.api.problems import as_mailgate_error, describe
 from mailgate.api.surface import Surface
 from mailgate.config import Settings
+from mailgate.delivery.coordination import DeliveryLock, WakeListener, WakeSender
 from mailgate.delivery.worker import Worker
 from mailgate.errors import MailgateError
 from mailgate.i18n import negotiate
@@ -107,8 +108,14 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             await asyncio.to_thread(migrate, url)
         database = Database(url)
         box = SecretBox(settings.secret_keys())
-        # Mail accepted here goes straight to this process's worker, already leased to it.
-        worker = Worker(database, box, settings) if settings.run_workers else None
+        # One process per data directory delivers (see delivery.coordination); mail accepted
+        # in that process goes straight to its worker, already leased to it.
+        lock = DeliveryLock(settings.data_dir)
+        worker = (
+            Worker(database, box, settings)
+            if settings.run_workers and await asyncio.to_thread(lock.acquire)
+            else None
+        )
         ctx = AppContext(
             settings=settings,
             database=database,
@@ -121,9 +128,15 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.ctx = ctx
         stop = asyncio.Event()
         delivering: asyncio.Task[None] | None = None
+        listener: WakeListener | None = None
+        sender: WakeSender | None = None
         if worker is not None:
             ctx.wake_workers = worker.wake
+            listener = WakeListener(settings.data_dir, worker.wake)
+            await listener.start()
             delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
+        elif settings.run_workers:  # another process delivers: nudge it after each commit
+            ctx.wake_workers = sender = WakeSender(settings.data_dir)
         try:
             yield
         finally:
@@ -131,6 +144,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             if delivering is not None and worker is not None:
                 await delivering
                 await worker.close()
+            for closable in (listener, sender):
+                if closable is not None:
+                    closable.close()
+            lock.release()
             await ctx.smtp_tests.close()
             await ctx.rate_limiter.close()
             await database.dispose()
