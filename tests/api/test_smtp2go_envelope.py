@@ -71,7 +71,7 @@ def test_errors_carry_the_request_id_too(live_server: LiveServer) -> None:
 
 def test_every_served_endpoint_is_in_the_permissions_table() -> None:
     app = FastAPI()
-    app.include_router(smtp2go.router)
+    smtp2go.surface.include(app)
 
     served = {path.removeprefix("/v3") for path in app.openapi()["paths"]}
 

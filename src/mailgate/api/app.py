@@ -163,8 +163,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         lifespan=lifespan,
     )
     app.add_middleware(RequestContextMiddleware)
-    for surface in SURFACES:
-        app.include_router(surface.router)
+    # Busiest first: a request is matched against the routes in the order they were included.
+    busiest_first = (native, smtp2go, mailsage, backoffice, docspace)
+    for package in busiest_first:
+        package.surface.include(app)
     for exc_type in (MailgateError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(exc_type, render_error)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +19,13 @@ KeyExtractor = Callable[[Request], Awaitable[str | None]]
 @dataclass(frozen=True)
 class Surface:
     name: str
-    prefix: str
-    router: APIRouter
+    prefix: str  # every path of the surface starts with it (errors are rendered by it)
+    mount: str  # where its routers are included
+    # Included one by one under ``mount``, not nested in a router of the surface: FastAPI
+    # matches a request level by level, and each level costs a pass over its routes.
+    routers: tuple[APIRouter, ...]
     render_error: Callable[[Request, Problem], Response]
+
+    def include(self, app: FastAPI) -> None:
+        for router in self.routers:
+            app.include_router(router, prefix=self.mount)

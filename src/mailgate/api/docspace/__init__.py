@@ -5,15 +5,16 @@ Keys travel as ``Authorization: Bearer <key>`` (the official ``docspace-api-sdk`
 ``X-API-Key``. Every ``/api/2.0`` path, unknown ones included, answers in DocSpace's shape.
 """
 
-from fastapi import APIRouter
-
 from mailgate.api.docspace.errors import render_error
 from mailgate.api.docspace.routes import smtp_settings
 from mailgate.api.surface import Surface
 
 PREFIX = "/api/2.0"
 
-router = APIRouter(prefix=PREFIX)
-router.include_router(smtp_settings.router)
-
-surface = Surface(name="docspace", prefix=PREFIX, router=router, render_error=render_error)
+surface = Surface(
+    name="docspace",
+    prefix=PREFIX,
+    mount=PREFIX,
+    routers=(smtp_settings.router,),
+    render_error=render_error,
+)

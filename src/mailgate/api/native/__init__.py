@@ -1,15 +1,18 @@
 """Native API ``/api/v1`` (the Sendmux document's shapes, extended to every resource)."""
 
-from fastapi import APIRouter
-
 from mailgate.api.native.errors import render_error
 from mailgate.api.native.routes import ip_auth, messages, providers, smtp_users
 from mailgate.api.surface import Surface
 
-router = APIRouter(prefix="/api/v1")
-router.include_router(providers.router)
-router.include_router(messages.router)
-router.include_router(smtp_users.router)
-router.include_router(ip_auth.router)
-
-surface = Surface(name="native", prefix="/api/v1", router=router, render_error=render_error)
+surface = Surface(
+    name="native",
+    prefix="/api/v1",
+    mount="/api/v1",
+    routers=(
+        messages.router,
+        providers.router,
+        smtp_users.router,
+        ip_auth.router,
+    ),
+    render_error=render_error,
+)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from starlette.responses import Response
 
-from mailgate.api.deps import CtxDep, SessionDep
+from mailgate.api.deps import context_of
 from mailgate.api.native.errors import request_id
 from mailgate.api.responses import json_bytes, json_response
 from mailgate.errors import Invalid
@@ -16,6 +16,7 @@ from mailgate.i18n import N_
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.accounts import Principal
 from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
+from mailgate.store.db import Database
 
 __all__ = ["Idempotency", "envelope"]
 
@@ -33,11 +34,11 @@ class Idempotency:
     """
 
     def __init__(
-        self, request: Request, session: SessionDep, key: str | None, box: SecretBox
+        self, request: Request, key: str | None, database: Database, box: SecretBox
     ) -> None:
         self.request = request
-        self.session = session
         self.key = key
+        self.database = database
         self.box = box
 
     async def respond(
@@ -52,13 +53,16 @@ class Idempotency:
         endpoint = f"{self.request.method} {self.request.url.path}"
         raw = await self.request.body()
         request_hash = fingerprint(self.request.method, endpoint, raw, self.box)
-        stored = await recall(
-            session=self.session,
-            account_id=principal.account_id,
-            endpoint=endpoint,
-            key=self.key,
-            request_hash=request_hash,
-        )
+        # Sessions of its own, opened only when a key is given, and never while ``produce``
+        # runs (on SQLite the route's session needs the one connection then).
+        async with self.database.session() as session:
+            stored = await recall(
+                session=session,
+                account_id=principal.account_id,
+                endpoint=endpoint,
+                key=self.key,
+                request_hash=request_hash,
+            )
         if stored is not None:
             response = Response(stored.body, stored.status_code, media_type="application/json")
             response.headers["Idempotent-Replayed"] = "true"
@@ -66,21 +70,20 @@ class Idempotency:
         body = await produce()
         response = json_response(body, status_code)
         stored_body = bytes(response.body) if keep is None else json_bytes(keep(body))
-        await remember(
-            session=self.session,
-            account_id=principal.account_id,
-            endpoint=endpoint,
-            key=self.key,
-            request_hash=request_hash,
-            response=StoredResponse(status_code, stored_body),
-        )
+        async with self.database.session() as session:
+            await remember(
+                session=session,
+                account_id=principal.account_id,
+                endpoint=endpoint,
+                key=self.key,
+                request_hash=request_hash,
+                response=StoredResponse(status_code, stored_body),
+            )
         return response
 
 
 async def get_idempotency(
     request: Request,
-    ctx: CtxDep,
-    session: SessionDep,
     idempotency_key: Annotated[
         str | None,
         Header(description="Client-chosen key (max 255) to retry a write safely for 24 h."),
@@ -88,7 +91,8 @@ async def get_idempotency(
 ) -> Idempotency:
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
         raise Invalid.field("Idempotency-Key", N_("Must be 1 to 255 characters long."))
-    return Idempotency(request, session, idempotency_key, ctx.box)
+    ctx = context_of(request)
+    return Idempotency(request, idempotency_key, ctx.database, ctx.box)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

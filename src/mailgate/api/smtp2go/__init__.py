@@ -7,19 +7,22 @@ as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bear
 ``X-API-Key``. Bodies are JSON whatever the Content-Type says (the Python client sends none).
 """
 
-from fastapi import APIRouter
-
 from mailgate.api.smtp2go.errors import render_error
 from mailgate.api.smtp2go.routes import api_keys, email, ip_auth, smtp_users
 from mailgate.api.surface import Surface
 
 PREFIX = "/v3"
 
-router = APIRouter(prefix=PREFIX)
-router.include_router(api_keys.router)
-router.include_router(email.router)
-router.include_router(smtp_users.router)
-router.include_router(smtp_users.users_router)
-router.include_router(ip_auth.router)
-
-surface = Surface(name="smtp2go", prefix=PREFIX, router=router, render_error=render_error)
+surface = Surface(
+    name="smtp2go",
+    prefix=PREFIX,
+    mount=PREFIX,
+    routers=(
+        email.router,
+        api_keys.router,
+        smtp_users.router,
+        smtp_users.users_router,
+        ip_auth.router,
+    ),
+    render_error=render_error,
+)

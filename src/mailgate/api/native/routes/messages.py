@@ -57,16 +57,17 @@ RAW_BODY: Final[dict[str, Any]] = {
 
 
 async def _accept(
-    ctx: CtxDep, session: SessionDep, principal: Principal, submissions: Sequence[Submission]
+    ctx: CtxDep, principal: Principal, submissions: Sequence[Submission]
 ) -> tuple[list[Accepted], dict[int, str]]:
     accepted = await ctx.accepter.accept(principal.account_id, submissions)
     ctx.wake_workers()
     chosen = {a.message.provider_id for a in accepted} - {None}
-    providers = (
-        await provider_public_ids(session=session, account_id=principal.account_id, ids=chosen)
-        if chosen
-        else {}
-    )
+    if not chosen:  # the common case needs no session at all
+        return accepted, {}
+    async with ctx.database.session() as session:
+        providers = await provider_public_ids(
+            session=session, account_id=principal.account_id, ids=chosen
+        )
     return accepted, providers
 
 
@@ -75,7 +76,6 @@ async def send_message(
     body: MessageCreate,
     request: Request,
     ctx: CtxDep,
-    session: SessionDep,
     principal: Sender,
     idempotency: IdempotencyDep,
 ) -> Response:
@@ -83,7 +83,7 @@ async def send_message(
 
     async def produce() -> dict[str, Any]:
         submission = mapping.submission(body, settings=ctx.settings, now=datetime.now(UTC))
-        accepted, providers = await _accept(ctx, session, principal, [submission])
+        accepted, providers = await _accept(ctx, principal, [submission])
         return envelope(request, mapping.accepted_out(accepted[0], submission, providers))
 
     return await idempotency.respond(principal, 201, produce)
@@ -94,7 +94,6 @@ async def send_batch(
     body: MessageBatchCreate,
     request: Request,
     ctx: CtxDep,
-    session: SessionDep,
     principal: Sender,
     idempotency: IdempotencyDep,
 ) -> Response:
@@ -112,7 +111,7 @@ async def send_batch(
         if refused:
             raise type(refused[0])([issue for exc in refused for issue in exc.issues])
         try:
-            accepted, providers = await _accept(ctx, session, principal, submissions)
+            accepted, providers = await _accept(ctx, principal, submissions)
         except Invalid as exc:
             raise exc.renamed(_batch_field) from exc
         items = [
@@ -153,7 +152,6 @@ def _raw_options(
 async def send_raw(
     request: Request,
     ctx: CtxDep,
-    session: SessionDep,
     principal: Sender,
     idempotency: IdempotencyDep,
     tag: Annotated[list[str] | None, Query(description="message/rfc822 only.")] = None,
@@ -181,7 +179,7 @@ async def send_raw(
         submission = mapping.raw_submission(
             raw, options, settings=ctx.settings, now=datetime.now(UTC)
         )
-        accepted, providers = await _accept(ctx, session, principal, [submission])
+        accepted, providers = await _accept(ctx, principal, [submission])
         return envelope(request, mapping.accepted_out(accepted[0], submission, providers))
 
     return await idempotency.respond(principal, 201, produce)
