@@ -133,9 +133,9 @@ class Bench:
             assert found is not None
             return found
 
-    def worker(self, **overrides: Any) -> Worker:
+    def worker(self, *, helper: bool = False, **overrides: Any) -> Worker:
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
-        return Worker(self.database, self.box, settings)
+        return Worker(self.database, self.box, settings, helper=helper)
 
 
 @asynccontextmanager

@@ -8,11 +8,14 @@ import email.policy
 from datetime import timedelta
 from pathlib import Path
 
-from queue_support import bench
+from queue_support import Bench, bench
 from sqlalchemy import update
 
 from mailgate.delivery.queue import claim_due
-from mailgate.domain import QuotaRange, QuotaWindow
+from mailgate.delivery.worker import Worker
+from mailgate.domain import Mailbox, MessageDraft, QuotaRange, QuotaWindow
+from mailgate.services import messages
+from mailgate.services.messages import AcceptBatcher
 from mailgate.services.suppressions import SuppressionReason, find_suppressed, suppress
 from mailgate.store.models import Message, utcnow
 from smtp_servers import SmtpServer, _serving
@@ -265,3 +268,75 @@ async def test_claims_never_overlap(
         batches = await asyncio.gather(*(one_claim(f"w{i}") for i in range(12)))
         claimed = [i for batch in batches for i in batch]
         assert len(claimed) == len(set(claimed)) == 60
+
+
+async def _accept_handed_to(b: Bench, worker: Worker, count: int) -> list[str]:
+    """Accept ``count`` messages the way the API does, with ``worker`` as this process's."""
+    batcher = AcceptBatcher(b.database, b.settings, handoff=worker)
+    submissions = [
+        messages.submission_from_draft(
+            MessageDraft(
+                sender=Mailbox("sender@example.com"),
+                to=(Mailbox(f"r{i}@example.com"),),
+                subject=f"handed {i}",
+                text="Body",
+            ),
+            settings=b.settings,
+        )
+        for i in range(count)
+    ]
+    accepted = await asyncio.gather(*(batcher.accept(b.account_id, [s]) for s in submissions))
+    return [a[0].message.public_id for a in accepted]
+
+
+async def test_accepted_mail_is_handed_over_leased_and_delivered_without_a_claim(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        worker = b.worker()
+        ids = await _accept_handed_to(b, worker, 5)
+        for public_id in ids:  # committed already leased to that worker, counted as a try
+            message = await b.message(public_id)
+            assert (message.lease_owner, message.attempts) == (worker.worker_id, 1)
+        other = b.worker()
+        assert await other.claim(100) == []  # nobody else may take them
+        await worker.run_until_idle()
+        await worker.close()
+        await other.close()
+        assert sorted(str(m.parsed["Subject"]) for m in smtp_plain.messages) == [
+            f"handed {i}" for i in range(5)
+        ]
+        for public_id in ids:
+            message = await b.message(public_id)
+            assert (message.status, message.lease_owner, message.attempts) == (
+                "delivered",
+                None,
+                1,
+            )
+
+
+async def test_a_helper_gives_mail_for_providers_with_quotas_back_to_the_queue(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(
+            smtp_plain.host, smtp_plain.port, quotas={QuotaWindow.PER_HOUR: QuotaRange(3, 3)}
+        )
+        helper = b.worker(helper=True)
+        nudged: list[bool] = []
+        helper.nudge_deliverer = lambda: nudged.append(True)
+        ids = await _accept_handed_to(b, helper, 4)
+        await helper.run_until_idle()
+        await helper.close()
+        assert smtp_plain.messages == [] and nudged
+        for public_id in ids:  # back in the queue as if never leased: no try, no event
+            message = await b.message(public_id)
+            assert (message.status, message.lease_owner, message.attempts) == ("queued", None, 0)
+            assert await b.events(public_id) == [("processed", None)]
+        deliverer = b.worker()  # the one process that counts quotas
+        await deliverer.run_until_idle()
+        await deliverer.close()
+        assert len(smtp_plain.messages) == 3
+        statuses = sorted([(await b.message(i)).status for i in ids])
+        assert statuses == ["delivered", "delivered", "delivered", "queued"]

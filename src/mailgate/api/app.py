@@ -108,13 +108,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             await asyncio.to_thread(migrate, url)
         database = Database(url)
         box = SecretBox(settings.secret_keys())
-        # One process per data directory delivers (see delivery.coordination); mail accepted
-        # in that process goes straight to its worker, already leased to it.
+        # Of the processes sharing a data directory, the one holding the delivery lock claims
+        # from the queue; every process delivers the mail it accepted itself, handed over in
+        # memory already leased (see delivery.coordination).
         lock = DeliveryLock(settings.data_dir)
+        delivers = settings.run_workers and await asyncio.to_thread(lock.acquire)
         worker = (
-            Worker(database, box, settings)
-            if settings.run_workers and await asyncio.to_thread(lock.acquire)
-            else None
+            Worker(database, box, settings, helper=not delivers) if settings.run_workers else None
         )
         ctx = AppContext(
             settings=settings,
@@ -131,12 +131,14 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         listener: WakeListener | None = None
         sender: WakeSender | None = None
         if worker is not None:
-            ctx.wake_workers = worker.wake
-            listener = WakeListener(settings.data_dir, worker.wake)
-            await listener.start()
+            if delivers:
+                ctx.wake_workers = worker.wake
+                listener = WakeListener(settings.data_dir, worker.wake)
+                await listener.start()
+            else:  # mail this process did not keep is for the delivering one: nudge it
+                sender = WakeSender(settings.data_dir)
+                ctx.wake_workers = worker.nudge_deliverer = sender
             delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
-        elif settings.run_workers:  # another process delivers: nudge it after each commit
-            ctx.wake_workers = sender = WakeSender(settings.data_dir)
         try:
             yield
         finally:

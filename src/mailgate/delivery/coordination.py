@@ -1,13 +1,14 @@
-"""Several ``mailgate serve`` processes on one data directory: one of them delivers.
+"""Several ``mailgate serve`` processes on one data directory share the delivery.
 
-Every process answers the API; exactly one runs the delivery worker, the one holding the
-lock file ``<data dir>/delivery.lock`` (released by the kernel when its process ends, so
-the process that replaces it takes over). One deliverer keeps the provider quotas and
-circuit breakers in one place. The others wake it after each commit with a datagram on
-``<data dir>/delivery.sock`` so their mail does not wait for the next poll; when the
-datagram cannot be sent (no deliverer yet, a path too long for a socket) it waits for the
-poll instead, and nothing is lost either way: the mail is in the table.
-"""
+Every process answers the API and delivers the mail it accepted itself (handed to its worker
+in memory, already leased: no claim). One of them, the one holding the lock file
+``<data dir>/delivery.lock`` (released by the kernel when its process ends, so the process
+that replaces it takes over), also claims from the queue: retries, scheduled mail, mail the
+others had no room for, and mail for providers with quotas, which the others give back so
+that quotas are counted in one place. The others nudge it with a datagram on
+``<data dir>/delivery.sock`` when they leave it work; when the datagram cannot be sent (no
+deliverer yet, a path too long for a socket) the work waits for its next poll, and nothing
+is lost either way: the mail is in the table."""
 
 from __future__ import annotations
 

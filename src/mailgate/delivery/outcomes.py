@@ -52,6 +52,7 @@ class Attempt:
     provider_id: int | None  # the provider that took (or last refused) it
     throttled: bool = False  # no provider could take it now (quota or rest): not a failure
     expired: bool = False  # past its expiry: not sent, every pending recipient fails
+    given_back: bool = False  # not tried: back to the queue, for another worker to claim
 
 
 @dataclass
@@ -88,9 +89,12 @@ def plan(job: DeliveryJob, attempt: Attempt, *, now: datetime, retry: RetryPolic
             "b_status": None,  # None: unchanged
             "b_due_at": None,
             "b_last_provider_id": attempt.provider_id,
+            "b_attempts": -1 if attempt.given_back else 0,  # its lease counted a try
             "b_now": now,
         },
     )
+    if attempt.given_back:
+        return outcome
     statuses = dict.fromkeys(job.recipients, RecipientStatus.QUEUED.value)
     soft: list[RecipientResult] = []
     for result in attempt.results:
@@ -165,6 +169,7 @@ _UPDATE_MESSAGE: Final = (
         status=func.coalesce(bindparam("b_status"), _m.status),
         due_at=func.coalesce(bindparam("b_due_at"), _m.due_at),
         last_provider_id=func.coalesce(bindparam("b_last_provider_id"), _m.last_provider_id),
+        attempts=_m.attempts + bindparam("b_attempts"),
         lease_owner=None,
         lease_expires_at=None,
         updated_at=bindparam("b_now"),

@@ -14,7 +14,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
@@ -64,7 +64,16 @@ class Worker:
         *,
         worker_id: str | None = None,
         router: Router | None = None,
+        helper: bool = False,
     ) -> None:
+        """``helper``: a worker beside the process that delivers (see
+        :mod:`mailgate.delivery.coordination`): it sends only the mail its own process
+        accepted, handed over in memory, never claims from the table, and gives back mail
+        for providers with quotas, which only the delivering process counts."""
+        self.helper = helper
+        # Called when a helper gave mail back to the queue: the delivering process should
+        # look now (set by the app to a WakeSender).
+        self.nudge_deliverer: Callable[[], None] = lambda: None
         self.database = database
         self.box = box
         self.settings = settings
@@ -120,7 +129,7 @@ class Worker:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
             jobs = self._take_handed(room)
-            if not jobs:
+            if not jobs and not self.helper:
                 try:
                     jobs = await self.claim(min(room, self.settings.queue_batch_size))
                 except Exception as exc:  # the database is away or overloaded: back off
@@ -160,9 +169,9 @@ class Worker:
         """Deliver everything due now, then return (tests, one-shot runs)."""
         deadline = time.monotonic() + limit_seconds
         while time.monotonic() < deadline:
-            jobs = self._take_handed(len(self._handed)) or await self.claim(
-                self.settings.queue_batch_size
-            )
+            jobs = self._take_handed(len(self._handed))
+            if not jobs and not self.helper:
+                jobs = await self.claim(self.settings.queue_batch_size)
             if not jobs:
                 return
             await asyncio.gather(*(self.deliver(job) for job in jobs))
@@ -170,7 +179,7 @@ class Worker:
 
     async def claim(self, limit: int) -> list[DeliveryJob]:
         """Lease due messages to this worker and load them (three statements in all)."""
-        async with self.database.session() as session:
+        async with self.database.writing() as session:
             ids = await claim_due(
                 session,
                 worker_id=self.worker_id,
@@ -257,6 +266,8 @@ class Worker:
                 else ("the chosen provider is disabled or deleted")
             )
             return _Tried(Attempt(self._all(job, Outcome.SOFT, reason), provider_id=None))
+        if self.helper and any(_has_quotas(route) for route in routes):
+            return _Tried(Attempt((), provider_id=None, given_back=True))
         tried: set[int] = set()
         opened: list[tuple[int, str]] = []
         closed: list[int] = []
@@ -295,7 +306,7 @@ class Worker:
     async def _record(self, items: Sequence[tuple[DeliveryJob, _Tried]]) -> list[None]:
         """Record the outcomes of many attempts in one transaction (group commit)."""
         now = utcnow()
-        async with self.database.session() as session:
+        async with self.database.writing() as session:
             ours = select(Message.id).where(
                 Message.id.in_([job.message_id for job, _ in items]),
                 Message.lease_owner == self.worker_id,
@@ -320,6 +331,8 @@ class Worker:
             for _, tried in kept:
                 await self._note_circuits(session, tried)
             await session.commit()
+        if any(t.attempt.given_back for _, t in kept):
+            self.nudge_deliverer()
         return [None] * len(items)
 
     def _note_used(self, provider_id: int) -> bool:
@@ -351,6 +364,10 @@ class Worker:
                 .where(Provider.id == provider_id, Provider.is_enabled)
                 .values(status=ProviderStatus.ACTIVE.value, status_reason=None)
             )
+
+
+def _has_quotas(route: Route) -> bool:
+    return any(q is not None and q.max > 0 for q in route.quotas.values())
 
 
 def _version(provider: Provider) -> str:

@@ -549,7 +549,7 @@ class AcceptBatcher:
         self, groups: Sequence[tuple[int, Sequence[Submission]]]
     ) -> list[list[Accepted]]:
         lease = self.handoff.lease() if self.handoff is not None else None
-        async with self.database.session() as session:
+        async with self.database.writing() as session:
             answers, jobs = await accept_groups(
                 session=session, groups=groups, settings=self.settings, lease=lease
             )

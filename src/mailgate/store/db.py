@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +69,57 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = _WriterLock(url)
 
     def session(self) -> AsyncSession:
         return self.sessions()
 
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a busy write path (group commits, claims). On SQLite such writers
+        take turns through a lock file first: processes sharing the file then hand the write
+        lock over the moment it is free, where SQLite's own busy handler would sleep and poll
+        (1, 2, 5, 10 ... 100 ms). Elsewhere it is a plain session."""
+        async with self._writers, self.session() as session:
+            yield session
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _WriterLock:
+    """An asyncio lock (this process) around a lock file (all processes) on SQLite."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        self._path = Path(database + ".writer") if database and database != ":memory:" else None
+        self._here = asyncio.Lock()
+        self._fd: int | None = None
+
+    async def __aenter__(self) -> None:
+        if self._path is None:
+            return
+        await self._here.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._fd
+            taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+            try:
+                await asyncio.shield(taking)
+            except asyncio.CancelledError:  # the thread still takes it: give it back then
+                taking.add_done_callback(lambda _: fcntl.flock(fd, fcntl.LOCK_UN))
+                raise
+        except BaseException:
+            self._here.release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._path is None or self._fd is None:
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._here.release()
 
 
 def alembic_config(url: str) -> Config:
