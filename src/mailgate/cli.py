@@ -100,9 +100,9 @@ def serve(
         "proxy_headers": False,
     }
     if processes == 1:
-        uvicorn.run(create_app(settings, run_migrations=False), **common)
+        uvicorn.run(create_app(settings, run_migrations=False, settle_gc=True), **common)
     else:  # each process builds its app from the same environment (MAILGATE_*)
-        uvicorn.run("mailgate.api.app:create_app", factory=True, workers=processes, **common)
+        uvicorn.run("mailgate.api.app:served_app", factory=True, workers=processes, **common)
 
 
 @app.command()
@@ -111,6 +111,7 @@ def worker() -> None:
     import signal
 
     from mailgate.delivery.worker import Worker
+    from mailgate.runtime import settle_garbage_collector
     from mailgate.security.secrets_box import SecretBox
 
     settings = Settings()
@@ -125,6 +126,7 @@ def worker() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         err.print(f"worker {delivery.worker_id} delivering")
+        settle_garbage_collector()
         try:
             await delivery.run(stop)
         finally:

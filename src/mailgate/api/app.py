@@ -27,6 +27,7 @@ from mailgate.delivery.worker import Worker
 from mailgate.errors import MailgateError
 from mailgate.i18n import negotiate
 from mailgate.logs import configure_logging
+from mailgate.runtime import settle_garbage_collector
 from mailgate.security.rate_limit import KeyRateLimiter, RateState
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.accounts import PrincipalCache
@@ -34,7 +35,7 @@ from mailgate.services.messages import AcceptBatcher
 from mailgate.services.smtp_test_jobs import SmtpTestRunner
 from mailgate.store.db import Database, migrate
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "served_app"]
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +98,11 @@ async def render_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, run_migrations: bool = True, settle_gc: bool = False
+) -> FastAPI:
+    """``settle_gc``: tune the garbage collector once started (a long-running server process;
+    not for tests, which build many apps in one process)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
@@ -139,6 +144,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
                 sender = WakeSender(settings.data_dir)
                 ctx.wake_workers = worker.nudge_deliverer = sender
             delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
+        if settle_gc:
+            settle_garbage_collector()
         try:
             yield
         finally:
@@ -181,3 +188,9 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         return JSONResponse({"status": "ok", "version": __version__})
 
     return app
+
+
+def served_app() -> FastAPI:
+    """The app of each process of ``mailgate serve`` (a uvicorn factory): the parent has
+    migrated the database already."""
+    return create_app(run_migrations=False, settle_gc=True)
