@@ -30,8 +30,9 @@ class Settings(BaseSettings):
     processes: int = Field(
         default=0,
         ge=0,
-        description="`serve` processes answering the API (one of them delivers); 0: one per "
-        "CPU. Per-key rate limits are counted per process unless MAILGATE_REDIS_URL is set.",
+        description="`serve` processes, each answering the API and delivering what it accepted; "
+        "0: one per CPU on PostgreSQL, one on SQLite (whose single writer they would share). "
+        "Per-key rate limits are counted per process unless MAILGATE_REDIS_URL is set.",
     )
     secret_key: SecretStr | None = Field(
         default=None,
@@ -103,7 +104,10 @@ class Settings(BaseSettings):
 
     @property
     def effective_processes(self) -> int:
-        return self.processes or os.cpu_count() or 1
+        if self.processes:
+            return self.processes
+        on_sqlite = self.effective_database_url.startswith("sqlite")
+        return 1 if on_sqlite else os.cpu_count() or 1
 
     @field_validator("data_dir")
     @classmethod
