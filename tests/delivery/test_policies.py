@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mailgate.delivery.circuit import CircuitBreaker, CircuitState
+from mailgate.delivery.outcomes import final_status
 from mailgate.delivery.retry_policy import RetryPolicy
-from mailgate.delivery.worker import final_status
 from mailgate.domain import MessageStatus
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -1,8 +1,9 @@
 """The delivery worker: claim -> load -> route -> send -> record, one small step each.
 
 Any number of workers (in ``mailgate serve``, or ``mailgate worker`` processes on other
-hosts) share the queue in the messages table. A message is sent with no database session
-open; its outcome is recorded in one transaction afterwards.
+hosts) share the queue in the messages table. Mail accepted in the worker's own process
+skips claim and load: it arrives leased, in memory (:meth:`Worker.adopt`). A message is sent
+with no database session open; outcomes are recorded afterwards, many per transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.config import Settings
 from mailgate.delivery.circuit import CircuitBreaker
-from mailgate.delivery.outcomes import Attempt, final_status, plan, write
+from mailgate.delivery.outcomes import Attempt, plan, write
 from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, load_jobs
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.router import QuotaGate, Route, Router
@@ -38,7 +39,7 @@ from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import Message, Provider, utcnow
 
-__all__ = ["Worker", "final_status"]  # final_status: re-exported for callers
+__all__ = ["Worker"]
 
 log = structlog.get_logger(__name__)
 

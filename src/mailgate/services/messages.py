@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from email.utils import formataddr
 from typing import Final
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.config import Settings
@@ -242,8 +242,11 @@ async def accept_groups(
             else:
                 status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
             due = submission.send_at if scheduled and submission.send_at else now
-            leased = lease is not None and status is MessageStatus.QUEUED and leases_left > 0
-            leases_left -= leased
+            owner, until = None, None
+            if lease is not None and status is MessageStatus.QUEUED and leases_left > 0:
+                owner, until = lease.owner, now + timedelta(seconds=lease.seconds)
+                leases_left -= 1
+            leased = owner is not None
             message = Message(
                 public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
                 account_id=account_id,
@@ -262,10 +265,8 @@ async def accept_groups(
                 send_at=submission.send_at,
                 due_at=due,
                 expires_at=due + expiry,
-                lease_owner=lease.owner if leased and lease else None,
-                lease_expires_at=(
-                    now + timedelta(seconds=lease.seconds) if leased and lease else None
-                ),
+                lease_owner=owner,
+                lease_expires_at=until,
                 created_at=now,
                 updated_at=now,
             )
@@ -302,7 +303,12 @@ class _Pending:
     leased: bool
 
 
-_MESSAGE_COLUMNS: Final = tuple(c.key for c in table_of(Message).columns if c.key != "id")
+# (column, attribute) of every column the insert writes (``metadata`` is the attribute ``meta``)
+_MESSAGE_FIELDS: Final = tuple(
+    (column.key, inspect(Message).get_property_by_column(column).key)
+    for column in table_of(Message).columns
+    if column.key != "id"
+)
 
 
 async def _insert(session: AsyncSession, pending: Sequence[_Pending], now: datetime) -> None:
@@ -310,7 +316,7 @@ async def _insert(session: AsyncSession, pending: Sequence[_Pending], now: datet
     work, whose per-object bookkeeping cost more than the SQL)."""
     inserted = await session.execute(
         insert(table_of(Message)).returning(Message.public_id, Message.id),
-        [{key: getattr(p.message, _attribute(key)) for key in _MESSAGE_COLUMNS} for p in pending],
+        [{column: getattr(p.message, attr) for column, attr in _MESSAGE_FIELDS} for p in pending],
     )
     ids: dict[str, int] = {public_id: id_ for public_id, id_ in inserted}
     contents: list[dict[str, object]] = []
@@ -348,10 +354,6 @@ async def _insert(session: AsyncSession, pending: Sequence[_Pending], now: datet
     ):
         if rows:
             await session.execute(insert(table), rows)
-
-
-def _attribute(column: str) -> str:
-    return "meta" if column == "metadata" else column
 
 
 def _event(
