@@ -18,11 +18,26 @@ from mailgate.services.accounts import Principal
 from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
 from mailgate.store.db import Database
 
-__all__ = ["Idempotency", "envelope"]
+__all__ = ["Idempotency", "envelope", "listing"]
 
 
 def envelope(request: Request, data: Any, **extra: Any) -> dict[str, Any]:
     return {"ok": True, "meta": {"request_id": request_id(request)}, "data": data, **extra}
+
+
+def listing(
+    request: Request,
+    items: list[Any],
+    *,
+    has_more: bool,
+    last_id: int | None,
+    cursor: Callable[[int], str],
+) -> Response:
+    """A page of a native list: the items, and ``pagination`` whose next cursor (when there
+    is more) names the page's last row."""
+    next_cursor = cursor(last_id) if has_more and last_id is not None else None
+    pagination = {"has_more": has_more, "next_cursor": next_cursor}
+    return json_response(envelope(request, items, pagination=pagination))
 
 
 class Idempotency:

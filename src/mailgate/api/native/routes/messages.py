@@ -14,7 +14,7 @@ from starlette.responses import Response
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.messages_common import parse_instant, prefixed, provider_public_ids
 from mailgate.api.native import mapping_messages as mapping
-from mailgate.api.native.envelope import IdempotencyDep, envelope
+from mailgate.api.native.envelope import IdempotencyDep, envelope, listing
 from mailgate.api.native.schemas import ErrorEnvelope
 from mailgate.api.native.schemas_messages import (
     MessageBatchCreate,
@@ -223,9 +223,10 @@ async def list_messages(
         ids=[m.provider_id for m in page.items] + [m.last_provider_id for m in page.items],
     )
     items = [mapping.message_out(m, providers) for m in page.items]
-    next_cursor = mapping.encode_cursor(page.items[-1].id) if page.has_more and page.items else None
-    pagination = {"has_more": page.has_more, "next_cursor": next_cursor}
-    return json_response(envelope(request, items, pagination=pagination))
+    last_id = page.items[-1].id if page.items else None
+    return listing(
+        request, items, has_more=page.has_more, last_id=last_id, cursor=mapping.encode_cursor
+    )
 
 
 async def _detail(

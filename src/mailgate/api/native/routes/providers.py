@@ -10,7 +10,7 @@ from starlette.responses import Response
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
 from mailgate.api.fields import iso
 from mailgate.api.native import mapping
-from mailgate.api.native.envelope import IdempotencyDep, envelope
+from mailgate.api.native.envelope import IdempotencyDep, envelope, listing
 from mailgate.api.native.schemas import (
     ErrorEnvelope,
     ProviderCreate,
@@ -88,9 +88,10 @@ async def list_providers(
         status=mapping.status_filter(status),
     )
     items = [mapping.provider_out(p, language=language, with_variables=False) for p in page.items]
-    next_cursor = mapping.encode_cursor(page.items[-1].id) if page.has_more and page.items else None
-    pagination = {"has_more": page.has_more, "next_cursor": next_cursor}
-    return json_response(envelope(request, items, pagination=pagination))
+    last_id = page.items[-1].id if page.items else None
+    return listing(
+        request, items, has_more=page.has_more, last_id=last_id, cursor=mapping.encode_cursor
+    )
 
 
 @router.get("/{provider_id}", response_model=ProviderEnvelope, responses=ERRORS)

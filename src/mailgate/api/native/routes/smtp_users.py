@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,7 +11,7 @@ from starlette.responses import Response
 from mailgate.api.deps import SessionDep, require
 from mailgate.api.fields import decode_cursor, encode_cursor
 from mailgate.api.native import mapping_smtp_users as mapping
-from mailgate.api.native.envelope import IdempotencyDep, envelope
+from mailgate.api.native.envelope import IdempotencyDep, envelope, listing
 from mailgate.api.native.schemas import ErrorEnvelope
 from mailgate.api.native.schemas_smtp_users import (
     DeletedEnvelope,
@@ -80,11 +81,14 @@ async def list_smtp_users(
         after_id=decode_cursor(mapping.USER_CURSOR, cursor, "cursor") if cursor else None,
     )
     items = [mapping.smtp_user_out(user) for user in page.items]
-    next_cursor = None
-    if page.has_more and page.items:
-        next_cursor = encode_cursor(mapping.USER_CURSOR, page.items[-1].id)
-    pagination = {"has_more": page.has_more, "next_cursor": next_cursor}
-    return json_response(envelope(request, items, pagination=pagination))
+    last_id = page.items[-1].id if page.items else None
+    return listing(
+        request,
+        items,
+        has_more=page.has_more,
+        last_id=last_id,
+        cursor=partial(encode_cursor, mapping.USER_CURSOR),
+    )
 
 
 @router.get("/{smtp_user_id}", response_model=SmtpUserEnvelope, responses=ERRORS)
