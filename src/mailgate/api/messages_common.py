@@ -12,19 +12,16 @@ import binascii
 import contextlib
 import mimetypes
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, StringConstraints
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.domain import Mailbox
-from mailgate.errors import Invalid, NotFound
+from mailgate.errors import Invalid
 from mailgate.i18n import N_
-from mailgate.services.providers import get_provider
 from mailgate.validation import check_email, check_no_control_chars
 
 __all__ = [
@@ -45,7 +42,6 @@ __all__ = [
     "parse_mailbox",
     "parse_mailbox_list",
     "prefixed",
-    "provider_public_ids",
     "schedule",
 ]
 
@@ -224,17 +220,3 @@ def schedule(instant: datetime | None, field: str, now: datetime) -> datetime | 
 def prefixed(exc: Invalid, prefix: str) -> Invalid:
     """The same error with every field under ``prefix`` (``messages.3.`` + ``to.0.email``)."""
     return exc.renamed(lambda field: f"{prefix}{field}" if field else prefix.rstrip("."))
-
-
-async def provider_public_ids(
-    *, session: AsyncSession, account_id: int, ids: Iterable[int | None]
-) -> dict[int, str]:
-    """Public ids (``dprov_...``) of the given provider row ids that still exist."""
-    found: dict[int, str] = {}
-    for provider_id in {i for i in ids if i is not None}:
-        try:
-            provider = await get_provider(session=session, account_id=account_id, ref=provider_id)
-        except NotFound:
-            continue
-        found[provider_id] = provider.public_id
-    return found

@@ -153,7 +153,7 @@ def plan(job: DeliveryJob, attempt: Attempt, *, now: datetime, retry: RetryPolic
         if retry_at is not None:
             outcome.message["b_due_at"] = retry_at
 
-    if any(s in PENDING or s == RecipientStatus.QUEUED.value for s in statuses.values()):
+    if any(s in PENDING for s in statuses.values()):
         outcome.message["b_status"] = MessageStatus.DEFERRED.value
     else:
         outcome.message["b_status"] = final_status([*job.settled, *statuses.values()]).value

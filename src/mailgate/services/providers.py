@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -236,6 +236,19 @@ async def get_provider(*, session: AsyncSession, account_id: int, ref: str | int
     if provider is None:
         raise NotFound(N_("No provider with id {id}."), id=text[:64])
     return provider
+
+
+async def public_ids_of(
+    *, session: AsyncSession, account_id: int, ids: Iterable[int | None]
+) -> dict[int, str]:
+    """Public ids of the given provider row ids that still exist in the account (one query)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    query = select(Provider.id, Provider.public_id).where(
+        Provider.account_id == account_id, Provider.id.in_(wanted)
+    )
+    return {row_id: public_id for row_id, public_id in await session.execute(query)}
 
 
 async def get_default_provider(*, session: AsyncSession, account_id: int) -> Provider | None:

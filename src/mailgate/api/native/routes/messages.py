@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
-from mailgate.api.messages_common import parse_instant, prefixed, provider_public_ids
+from mailgate.api.messages_common import parse_instant, prefixed
 from mailgate.api.native import mapping_messages as mapping
 from mailgate.api.native.envelope import IdempotencyDep, envelope, listing
 from mailgate.api.native.schemas import ErrorEnvelope
@@ -34,6 +34,7 @@ from mailgate.errors import Invalid
 from mailgate.services import messages as service
 from mailgate.services.accounts import Principal
 from mailgate.services.messages import Accepted, Submission
+from mailgate.services.providers import public_ids_of
 from mailgate.validation import check_email
 
 router = APIRouter(prefix="/messages", tags=["native: messages"], route_class=MailgateRoute)
@@ -65,7 +66,7 @@ async def _accept(
     if not chosen:  # the common case needs no session at all
         return accepted, {}
     async with ctx.database.session() as session:
-        providers = await provider_public_ids(
+        providers = await public_ids_of(
             session=session, account_id=principal.account_id, ids=chosen
         )
     return accepted, providers
@@ -217,7 +218,7 @@ async def list_messages(
         since=parse_instant(since, "since") if since else None,
         until=parse_instant(until, "until") if until else None,
     )
-    providers = await provider_public_ids(
+    providers = await public_ids_of(
         session=session,
         account_id=principal.account_id,
         ids=[m.provider_id for m in page.items] + [m.last_provider_id for m in page.items],
@@ -236,7 +237,7 @@ async def _detail(
         session=session, account_id=principal.account_id, public_id=message_id
     )
     message = detail.message
-    providers = await provider_public_ids(
+    providers = await public_ids_of(
         session=session,
         account_id=principal.account_id,
         ids=[message.provider_id, message.last_provider_id]
