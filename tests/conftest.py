@@ -133,6 +133,7 @@ def make_settings(
         "secret_key": secrets.token_urlsafe(32),
         "api_rate_limit": "100000/minute",
         "run_workers": False,  # delivery tests start their own workers
+        "smtp_port": 0,  # relay tests start their own listener
         "smtp_timeout": 5.0,
         "smtp_ca_bundle": ca_bundle,
         "docspace_default_host": "smtp.installation.test",

@@ -23,7 +23,9 @@ KEY = re.compile(r"mg_[0-9a-f]{8}_[A-Za-z0-9_-]{20,}")
 
 def environment(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update({"MAILGATE_DATA_DIR": str(data_dir), "COLUMNS": "200", **extra})
+    # No relay listener unless a test asks for one: the default port may be taken.
+    env.update({"MAILGATE_DATA_DIR": str(data_dir), "MAILGATE_SMTP_PORT": "0", "COLUMNS": "200"})
+    env.update(extra)
     return env
 
 

@@ -136,6 +136,33 @@ def worker() -> None:
     asyncio.run(run())
 
 
+@app.command()
+def smtpd() -> None:
+    """Run the SMTP relay listener without the API (MAILGATE_SMTP_PORT, MAILGATE_SMTP_TLS_PORT),
+    delivering what it accepts unless MAILGATE_RUN_WORKERS=false."""
+    import signal
+
+    from mailgate.node import running_node
+
+    settings = Settings()
+    if not settings.smtp_port:
+        err.print("[red]error:[/red] MAILGATE_SMTP_PORT is 0: there is no listener to run")
+        raise typer.Exit(2)
+    _bootstrap(settings)
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with running_node(settings, run_migrations=False, relay=True, settle_gc=True):
+            err.print(f"relay listening on {settings.smtp_host}:{settings.smtp_port}")
+            await stop.wait()
+
+    asyncio.run(run())
+
+
 @app.command("dev-sink")
 def dev_sink(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",

@@ -7,8 +7,10 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mailgate.validation import check_hostname
 
 __all__ = ["Settings"]
 
@@ -92,6 +94,44 @@ class Settings(BaseSettings):
     pool_max_messages_per_connection: int = Field(default=100, ge=1)
     pool_idle_seconds: float = Field(default=30.0, gt=0)
 
+    # The SMTP relay listener (smtpd/): applications hand mail over SMTP.
+    smtp_host: str = Field(default="127.0.0.1", description="Relay bind address.")
+    smtp_port: int = Field(
+        default=2525, ge=0, le=65535, description="Relay port, with STARTTLS; 0: no listener."
+    )
+    smtp_tls_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Implicit-TLS relay port (465), if any."
+    )
+    smtp_tls_cert: Path | None = Field(
+        default=None,
+        description="Relay certificate chain (PEM); with smtp_tls_key. Unset: a self-signed "
+        "pair generated once into <data_dir>/smtpd-tls.pem.",
+    )
+    smtp_tls_key: Path | None = Field(default=None, description="Relay private key (PEM).")
+    smtp_hostname: str | None = Field(
+        default=None, description="Name in the relay's greeting; default: smtp_helo_name or host."
+    )
+    smtp_allow_plaintext_auth: bool = Field(
+        default=False, description="Allow AUTH before STARTTLS (only on trusted networks)."
+    )
+    smtp_max_recipients: int = Field(default=500, ge=1, description="RCPTs per message.")
+    smtp_max_messages_per_connection: int = Field(default=10_000, ge=1)
+    smtp_max_connections: int = Field(default=1000, ge=1, description="Per process.")
+    smtp_max_connections_per_ip: int = Field(default=100, ge=1, description="Per process.")
+    smtp_idle_timeout: float = Field(default=300.0, gt=0, description="Seconds per command.")
+    smtp_auth_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a successful SMTP login (or an IP-auth lookup) is trusted without "
+        "checking again (argon2 costs ~0.2 s of CPU). A disabled user or a changed password "
+        "takes effect within this time.",
+    )
+    bounce_domain: str | None = Field(
+        default=None,
+        description="Outgoing mail carries a VERP return path bounces+<token>@<this domain>; "
+        "the relay accepts DSNs and complaint reports for it without AUTH. Unset: no VERP.",
+    )
+
     # DocSpace "reset to defaults" returns these installation settings.
     docspace_default_host: str = ""
     docspace_default_port: int = Field(default=25, ge=1, le=65535)
@@ -113,6 +153,22 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("bounce_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        name = check_hostname(value)
+        if "." not in name or name.replace(".", "").isdigit() or ":" in name:
+            raise ValueError("bounce_domain must be a DNS domain name")
+        return name
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            raise ValueError("set MAILGATE_SMTP_TLS_CERT and MAILGATE_SMTP_TLS_KEY together")
+        return self
 
     @property
     def effective_database_url(self) -> str:

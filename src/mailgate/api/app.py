@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,18 +21,13 @@ from mailgate.api.context import AppContext
 from mailgate.api.problems import as_mailgate_error, describe
 from mailgate.api.surface import Surface
 from mailgate.config import Settings
-from mailgate.delivery.coordination import DeliveryLock, WakeListener, WakeSender
-from mailgate.delivery.worker import Worker
 from mailgate.errors import MailgateError
 from mailgate.i18n import negotiate
 from mailgate.logs import configure_logging
-from mailgate.runtime import settle_garbage_collector
-from mailgate.security.rate_limit import KeyRateLimiter, RateState
-from mailgate.security.secrets_box import SecretBox
+from mailgate.node import running_node
+from mailgate.security.rate_limit import RateState
 from mailgate.services.accounts import PrincipalCache
-from mailgate.services.messages import AcceptBatcher
 from mailgate.services.smtp_test_jobs import SmtpTestRunner
-from mailgate.store.db import Database, migrate
 
 __all__ = ["create_app", "served_app"]
 
@@ -108,58 +102,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = settings.effective_database_url
-        if run_migrations:
-            await asyncio.to_thread(migrate, url)
-        database = Database(url)
-        box = SecretBox(settings.secret_keys())
-        # Of the processes sharing a data directory, the one holding the delivery lock claims
-        # from the queue; every process delivers the mail it accepted itself, handed over in
-        # memory already leased (see delivery.coordination).
-        lock = DeliveryLock(settings.data_dir)
-        delivers = settings.run_workers and await asyncio.to_thread(lock.acquire)
-        worker = (
-            Worker(database, box, settings, helper=not delivers) if settings.run_workers else None
-        )
-        ctx = AppContext(
-            settings=settings,
-            database=database,
-            box=box,
-            rate_limiter=KeyRateLimiter(settings.api_rate_limit, settings.redis_url),
-            smtp_tests=SmtpTestRunner(database, box, settings),
-            accepter=AcceptBatcher(database, settings, handoff=worker),
-            principals=PrincipalCache(database, settings.api_key_cache_seconds),
-        )
-        app.state.ctx = ctx
-        stop = asyncio.Event()
-        delivering: asyncio.Task[None] | None = None
-        listener: WakeListener | None = None
-        sender: WakeSender | None = None
-        if worker is not None:
-            if delivers:
-                ctx.wake_workers = worker.wake
-                listener = WakeListener(settings.data_dir, worker.wake)
-                await listener.start()
-            else:  # mail this process did not keep is for the delivering one: nudge it
-                sender = WakeSender(settings.data_dir)
-                ctx.wake_workers = worker.nudge_deliverer = sender
-            delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
-        if settle_gc:
-            settle_garbage_collector()
-        try:
-            yield
-        finally:
-            stop.set()
-            if delivering is not None and worker is not None:
-                await delivering
-                await worker.close()
-            for closable in (listener, sender):
-                if closable is not None:
-                    closable.close()
-            lock.release()
-            await ctx.smtp_tests.close()
-            await ctx.rate_limiter.close()
-            await database.dispose()
+        async with running_node(
+            settings, run_migrations=run_migrations, relay=True, settle_gc=settle_gc
+        ) as node:
+            ctx = AppContext(
+                settings=settings,
+                database=node.database,
+                box=node.box,
+                rate_limiter=node.rate_limiter,
+                smtp_tests=SmtpTestRunner(node.database, node.box, settings),
+                accepter=node.accepter,
+                principals=PrincipalCache(node.database, settings.api_key_cache_seconds),
+                wake_workers=node.wake_workers,
+            )
+            app.state.ctx = ctx
+            try:
+                yield
+            finally:
+                await ctx.smtp_tests.close()
 
     app = FastAPI(
         title="Mailgate",

@@ -571,9 +571,14 @@ def parse_raw_message(
     max_bytes: int,
     message_id_domain: str | None = None,
     now: datetime | None = None,
+    trace: str | None = None,
+    header_recipients: bool = True,
 ) -> tuple[BuiltMessage, ParsedSummary]:
     """A caller's complete message, checked and ready for DATA: Bcc removed, Message-ID and
     Date added if missing, the body kept as it was (line endings made CRLF).
+
+    ``trace``: a header line (a relay's ``Received:``) put on top. ``header_recipients=False``:
+    the envelope names the recipients (SMTP), so the headers need not name any.
 
     Raises :class:`PayloadTooLarge` over ``max_bytes``, else :class:`Invalid` (field
     ``mime``) for what cannot be sent safely."""
@@ -588,7 +593,7 @@ def parse_raw_message(
         raise Invalid.field("mime", M_RAW_FROM)
     lists = {kind: _mailboxes([f for f in fields if f.key == kind]) for kind in ("to", "cc", "bcc")}
     recipients = (*lists["to"], *lists["cc"], *lists["bcc"])
-    if not recipients:
+    if not recipients and header_recipients:
         raise Invalid.field("mime", M_RAW_RECIPIENTS)
     subjects = [f for f in fields if f.key == "subject"]
     subject = _safe(str(_REGISTRY("subject", subjects[0].value))) if subjects else ""
@@ -615,7 +620,7 @@ def parse_raw_message(
         added.append(f"Message-ID: {message_id}")
     if not any(f.key == "date" for f in kept):
         added.append(f"Date: {_date(now)}")
-    lines = [line for f in kept for line in f.lines] + added
+    lines = ([trace] if trace else []) + [line for f in kept for line in f.lines] + added
     header = "".join(line + "\r\n" for line in lines).encode("utf-8")
     envelope = [sender_boxes[0][1], *(address for _, address in recipients)]
     return (

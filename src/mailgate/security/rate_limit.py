@@ -1,4 +1,4 @@
-"""Per-API-key request limits with the ``limits`` library (memory, or Redis across nodes)."""
+"""Per-API-key request limits (and other per-caller limits) with the ``limits`` library (memory, or Redis across nodes)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ class KeyRateLimiter:
             wait = math.ceil(stats.reset_time - time.time())
             raise RateLimited(retry_after=max(1, wait), limit=state.limit, reset_at=state.reset_at)
         return state
+
+    async def allow(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Count one hit against another limit (an SMTP user's, say) in the same storage, so
+        it is shared across nodes too; False when that window is full."""
+        return await self._limiter.hit(item, *identifiers)
+
+    async def remaining(self, item: RateLimitItem, *identifiers: str) -> int:
+        """Hits left in ``item``'s current window (counting none)."""
+        stats = await self._limiter.get_window_stats(item, *identifiers)
+        return int(stats.remaining)
 
     async def close(self) -> None:
         """Close the Redis connection pool, if any (memory storage holds nothing open)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import formataddr
 from typing import Final
@@ -60,6 +60,7 @@ __all__ = [
     "recipients_of",
     "submission_from_draft",
     "submission_from_raw",
+    "submission_from_smtp",
 ]
 
 PUBLIC_ID_PREFIX: Final = "msg_"
@@ -159,6 +160,49 @@ def submission_from_raw(
     options = _Options(tuple(tags), metadata or {}, provider_ref, send_at)
     recipients = (summary.to, summary.cc, summary.bcc)
     return _submission(built, summary.sender, summary.subject, recipients, options)
+
+
+def submission_from_smtp(
+    raw: bytes,
+    *,
+    settings: Settings,
+    mail_from: str,
+    recipients: Sequence[str],
+    trace: str | None = None,
+) -> Submission:
+    """A message relayed over SMTP: the envelope (MAIL FROM, RCPT TO) says where it goes;
+    recipients the headers do not name are Bcc. ``trace``: the relay's ``Received:`` line."""
+    built, summary = parse_raw_message(
+        raw,
+        max_bytes=settings.message_max_bytes,
+        message_id_domain=settings.message_id_domain,
+        trace=trace,
+        header_recipients=False,
+    )
+    listed: dict[str, RecipientKind] = {}
+    for kind, boxes in ((RecipientKind.TO, summary.to), (RecipientKind.CC, summary.cc)):
+        for box in boxes:
+            listed.setdefault(box.address.lower(), kind)
+    seen: set[str] = set()
+    kinds: list[tuple[str, RecipientKind]] = []
+    for address in recipients:
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            kinds.append((address, listed.get(address.lower(), RecipientKind.BCC)))
+    envelope_from = mail_from if mail_from != "<>" else ""
+    addresses = (envelope_from, *(address for address, _ in kinds))
+    built = replace(
+        built,
+        envelope_from=envelope_from,
+        recipients=tuple(address for address, _ in kinds),
+        smtputf8=built.smtputf8 or not all(a.isascii() for a in addresses),
+    )
+    return Submission(
+        built=built,
+        from_header=formataddr((summary.sender.name or "", summary.sender.address)),
+        subject=summary.subject,
+        recipients=tuple(kinds),
+    )
 
 
 @dataclass(frozen=True)

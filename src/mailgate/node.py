@@ -1,0 +1,108 @@
+"""One gateway process: its database, its delivery and, when asked, its SMTP relay.
+
+``mailgate serve`` runs the API on top of a node (its lifespan enters :func:`running_node`);
+``mailgate smtpd`` runs a node with the relay and no API. Either way, mail accepted here is
+committed by the node's :class:`~mailgate.services.messages.AcceptBatcher` and delivered by
+its worker (see :mod:`mailgate.delivery.coordination` for how processes share delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from mailgate.config import Settings
+from mailgate.delivery.coordination import DeliveryLock, WakeListener, WakeSender
+from mailgate.delivery.worker import Worker
+from mailgate.runtime import settle_garbage_collector
+from mailgate.security.rate_limit import KeyRateLimiter
+from mailgate.security.secrets_box import SecretBox
+from mailgate.services.messages import AcceptBatcher
+from mailgate.store.db import Database, migrate
+
+__all__ = ["Node", "running_node"]
+
+
+@dataclass
+class Node:
+    settings: Settings
+    database: Database
+    box: SecretBox
+    accepter: AcceptBatcher
+    rate_limiter: KeyRateLimiter  # per API key; its storage also counts SMTP users' sending
+    # Called after mail is committed, so a worker picks it up without polling.
+    wake_workers: Callable[[], None] = field(default=lambda: None)
+
+
+@asynccontextmanager
+async def running_node(
+    settings: Settings,
+    *,
+    run_migrations: bool = True,
+    relay: bool = False,
+    settle_gc: bool = False,
+) -> AsyncIterator[Node]:
+    """Start a node, yield it, and stop everything it started. ``relay``: listen for SMTP
+    too (when ``smtp_port`` is set). ``settle_gc``: a long-running server process (not for
+    tests, which start many nodes in one process)."""
+    url = settings.effective_database_url
+    if run_migrations:
+        await asyncio.to_thread(migrate, url)
+    async with AsyncExitStack() as stack:
+        database = Database(url)
+        stack.push_async_callback(database.dispose)
+        rate_limiter = KeyRateLimiter(settings.api_rate_limit, settings.redis_url)
+        stack.push_async_callback(rate_limiter.close)
+        box = SecretBox(settings.secret_keys())
+        # Of the processes sharing a data directory, the one holding the delivery lock claims
+        # from the queue; every process delivers the mail it accepted itself, handed over in
+        # memory already leased (see delivery.coordination).
+        lock = DeliveryLock(settings.data_dir)
+        delivers = settings.run_workers and await asyncio.to_thread(lock.acquire)
+        stack.callback(lock.release)
+        worker = (
+            Worker(database, box, settings, helper=not delivers) if settings.run_workers else None
+        )
+        node = Node(
+            settings=settings,
+            database=database,
+            box=box,
+            accepter=AcceptBatcher(database, settings, handoff=worker),
+            rate_limiter=rate_limiter,
+        )
+        if worker is not None:
+            await _start_delivery(stack, node, worker, delivers)
+        if relay and settings.smtp_port:
+            from mailgate.smtpd.server import start_relay
+
+            listener = await start_relay(node)
+            stack.push_async_callback(listener.close)
+        if settle_gc:
+            settle_garbage_collector()
+        yield node
+
+
+async def _start_delivery(
+    stack: AsyncExitStack, node: Node, worker: Worker, delivers: bool
+) -> None:
+    settings = node.settings
+    if delivers:
+        node.wake_workers = worker.wake
+        listener = WakeListener(settings.data_dir, worker.wake)
+        await listener.start()
+        stack.callback(listener.close)
+    else:  # mail this process did not keep is for the delivering one: nudge it
+        sender = WakeSender(settings.data_dir)
+        stack.callback(sender.close)
+        node.wake_workers = worker.nudge_deliverer = sender
+    stop = asyncio.Event()
+    delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
+
+    async def finish() -> None:
+        stop.set()
+        await delivering
+        await worker.close()
+
+    stack.push_async_callback(finish)

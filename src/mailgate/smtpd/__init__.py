@@ -1,0 +1,1 @@
+"""The SMTP relay listener: applications hand mail to Mailgate as their smarthost."""
