@@ -19,6 +19,7 @@ from mailgate.delivery.queue import PENDING, DeliveryJob
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.smtp_pool import RecipientResult
 from mailgate.domain import EventType, MessageStatus, Outcome, RecipientStatus
+from mailgate.services.bounce_reports import BounceClass
 from mailgate.services.suppressions import SuppressionReason, suppress
 from mailgate.store.models import Event, Message, MessageRecipient, table_of
 
@@ -78,6 +79,8 @@ def plan(job: DeliveryJob, attempt: Attempt, *, now: datetime, retry: RetryPolic
                 "provider_id": attempt.provider_id,
                 "smtp_code": code,
                 "detail": detail,
+                # a 5xx answered during delivery is permanent (asynchronous DSNs may be soft)
+                "bounce_class": BounceClass.HARD.value if kind is EventType.BOUNCE else None,
                 "created_at": now,
             }
         )

@@ -225,7 +225,8 @@ class Message(Base):
     envelope_from: Mapped[str] = mapped_column(String(320))
     from_header: Mapped[str] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text)
-    message_id_header: Mapped[str] = mapped_column(String(255))
+    # indexed: a bounce whose VERP address was lost is tied to its message by this header
+    message_id_header: Mapped[str] = mapped_column(String(255), index=True)
     smtputf8: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int] = mapped_column(Integer)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -296,6 +297,8 @@ class Event(Base):
     )
     smtp_code: Mapped[int | None] = mapped_column(Integer, default=None)
     detail: Mapped[str | None] = mapped_column(Text, default=None)
+    # "hard" | "soft" on bounce events (see services.bounce_reports.BounceClass); else None
+    bounce_class: Mapped[str | None] = mapped_column(String(4), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
