@@ -110,7 +110,7 @@ class RelayWorld:
     async def delivered(self, count: int) -> None:
         """Wait (up to 20 s) until the upstream holds ``count`` messages."""
         async with asyncio.timeout(20):
-            while len(self.upstream.messages) < count:
+            while len(self.upstream.messages) < count:  # noqa: ASYNC110 - filled by another thread
                 await asyncio.sleep(0.05)
 
     async def smtplib(self, work: Callable[[smtplib.SMTP], T], *, tls: bool = False) -> T:

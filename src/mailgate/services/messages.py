@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from email.utils import formataddr
+from email.utils import formataddr, quote
 from typing import Final
 
 from sqlalchemy import func, insert, inspect, select, update
@@ -81,6 +81,15 @@ class Submission:
     send_at: datetime | None = None
 
 
+def _from_header(sender: Mailbox) -> str:
+    """The sender as stored for display: ``formataddr`` (RFC 2047 names), or, for an address
+    that is not ASCII (SMTPUTF8), the name and address as they are."""
+    try:
+        return formataddr((sender.name or "", sender.address))
+    except UnicodeEncodeError:
+        return f'"{quote(sender.name)}" <{sender.address}>' if sender.name else sender.address
+
+
 def _kinds(
     to: Sequence[Mailbox], cc: Sequence[Mailbox], bcc: Sequence[Mailbox]
 ) -> tuple[tuple[str, RecipientKind], ...]:
@@ -111,7 +120,7 @@ def _submission(
 ) -> Submission:
     return Submission(
         built=built,
-        from_header=formataddr((sender.name or "", sender.address)),
+        from_header=_from_header(sender),
         subject=subject,
         recipients=_kinds(*recipients),
         tags=options.tags,
@@ -199,7 +208,7 @@ def submission_from_smtp(
     )
     return Submission(
         built=built,
-        from_header=formataddr((summary.sender.name or "", summary.sender.address)),
+        from_header=_from_header(summary.sender),
         subject=summary.subject,
         recipients=tuple(kinds),
     )

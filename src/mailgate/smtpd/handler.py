@@ -224,7 +224,7 @@ class RelayHandler:
 
     async def handle_exception(self, error: Exception) -> str:
         """A bug, never the client's input: aiosmtpd would echo the exception's text."""
-        log.error("relay hook failed", error_type=type(error).__name__)
+        log.error("relay hook failed", error_type=type(error).__name__, exc_info=error)
         return replies.NOT_QUEUED
 
     def _received(self, session: RelaySession, envelope: RelayEnvelope) -> str:
