@@ -35,6 +35,7 @@ from mailgate.domain import Outcome, ProviderStatus
 from mailgate.i18n import N_, stored_message
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.providers import endpoint_of, quotas_of
+from mailgate.services.verp import Verp
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import Message, Provider, utcnow
@@ -85,6 +86,11 @@ class Worker:
         self.quotas = QuotaGate(settings.redis_url)
         self.router = router or Router(self.quotas, self.circuits)
         self.retry = RetryPolicy(settings.retry_schedule)
+        # With a bounce domain, each message goes out with its own return path, so an
+        # asynchronous bounce finds its way back to it (services.bounce_intake).
+        self.verp = (
+            Verp(settings.secret_keys(), settings.bounce_domain) if settings.bounce_domain else None
+        )
         self.limits = PoolLimits(
             max_connections=settings.pool_max_connections,
             max_messages_per_connection=settings.pool_max_messages_per_connection,
@@ -283,7 +289,7 @@ class Worker:
                 results = self._all(job, Outcome.SOFT, "every provider is busy or resting")
                 return _Tried(Attempt(results, provider_id=None, throttled=True))
             result = await self._pool(route).send(
-                mail_from=job.envelope_from,
+                mail_from=self._return_path(job),
                 recipients=job.recipients,
                 data=job.raw,
                 smtputf8=job.smtputf8,
@@ -297,6 +303,9 @@ class Worker:
             if self.circuits.succeeded(route.provider_id):
                 closed.append(route.provider_id)
             return _Tried(Attempt(result.results, route.provider_id), tuple(opened), tuple(closed))
+
+    def _return_path(self, job: DeliveryJob) -> str:
+        return self.verp.return_path(job.message_id) if self.verp else job.envelope_from
 
     @staticmethod
     def _all(job: DeliveryJob, outcome: Outcome, reply: str) -> tuple[RecipientResult, ...]:

@@ -1,4 +1,5 @@
-"""Per-API-key request limits (and other per-caller limits) with the ``limits`` library (memory, or Redis across nodes)."""
+"""Per-API-key request limits, and other per-caller limits, with the ``limits`` library
+(in memory, or in Redis across nodes)."""
 
 from __future__ import annotations
 
