@@ -414,18 +414,33 @@ class MailgateResult:
     machine_busy: float
 
 
-def run_mailgate(
+@dataclass
+class Served:
+    """A running ``mailgate serve`` with a provider pointing at the sink."""
+
+    proc: subprocess.Popen[bytes]
+    base: str
+    key: str
+    log: Path
+    data_dir: Path
+    database_url: str
+    smtp_port: int
+
+
+def start_mailgate(
     args: argparse.Namespace, workdir: Path, sink: Sink, cleanup: Cleanup, database_url: str
-) -> MailgateResult:
+) -> Served:
     data_dir = workdir / "mailgate"
     data_dir.mkdir()
-    port = free_port()
+    port, smtp_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items()}
     env.update(
         {
             "MAILGATE_DATA_DIR": str(data_dir),
             "MAILGATE_HTTP_HOST": "127.0.0.1",
             "MAILGATE_HTTP_PORT": str(port),
+            "MAILGATE_SMTP_HOST": "127.0.0.1",
+            "MAILGATE_SMTP_PORT": str(smtp_port),
             # The default (600/minute per key) would make this a test of the rate limiter.
             "MAILGATE_API_RATE_LIMIT": env.get("MAILGATE_BENCH_RATE_LIMIT", "1000000/second"),
             "MAILGATE_RUN_WORKERS": "true",
@@ -438,7 +453,7 @@ def run_mailgate(
         env["MAILGATE_LOG_LEVEL"] = args.log_level
     log = workdir / "mailgate.log"
     say(
-        f"starting mailgate serve on 127.0.0.1:{port} "
+        f"starting mailgate serve on 127.0.0.1:{port}, relay on {smtp_port} "
         f"({'PostgreSQL' if database_url else 'SQLite'} in {data_dir})"
     )
     command = [str(VENV_BIN / "mailgate"), "serve"]
@@ -485,6 +500,21 @@ def run_mailgate(
         raise BenchError(f"creating the provider failed: {status} {body}{tail(log)}")
     status, body = http("GET", f"{base}/api/v1/providers", key)
     say(f"provider: {json.dumps(body.get('data') if isinstance(body, dict) else body)[:300]}")
+    return Served(server, base, key, log, data_dir, database_url, smtp_port)
+
+
+def run_mailgate(
+    args: argparse.Namespace, workdir: Path, sink: Sink, cleanup: Cleanup, database_url: str
+) -> MailgateResult:
+    served = start_mailgate(args, workdir, sink, cleanup, database_url)
+    server, base, key, log, data_dir = (
+        served.proc,
+        served.base,
+        served.key,
+        served.log,
+        served.data_dir,
+    )
+    port = int(base.rsplit(":", 1)[1])
 
     path, payload, headers = request_body(args.api, args.size)
     body_file = workdir / "message.json"
@@ -704,17 +734,20 @@ def summarise_profile(workdir: Path) -> None:
 
 
 @dataclass
-class PostfixResult:
+class RelayResult:
+    """A relay fed by smtp-source: Postfix, or Mailgate's relay."""
+
     submitted: int
     inject_seconds: float
     deliver_seconds: float
     milestones: dict[float, float]
     machine_busy: float
+    server_cpu: float | None  # Mailgate's; Postfix runs as many short-lived processes
 
 
 def run_postfix(
     args: argparse.Namespace, workdir: Path, sink: Sink, cleanup: Cleanup
-) -> PostfixResult:
+) -> RelayResult:
     root = workdir / "postfix"
     etc, spool, data = root / "etc", root / "spool", root / "data"
     for d in (etc, spool, data):
@@ -770,28 +803,53 @@ def run_postfix(
         raise BenchError(f"postfix start failed: {started.stderr.decode()}{tail(maillog)}")
     wait_for("Postfix smtpd to listen", lambda: port_open(port), 30, log=maillog)
 
-    def source(count: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                str(SBIN / "smtp-source"),
-                "-d",
-                "-s",
-                str(args.sessions),
-                "-m",
-                str(count),
-                "-l",
-                str(args.size),
-                "-f",
-                SENDER,
-                "-t",
-                RECIPIENT,
-                f"127.0.0.1:{port}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    result = feed(args, port, sink, cleanup, "Postfix", progress=lambda: tail(maillog, 10))
+    postfix_stop()
+    return result
+
+
+# --- smtp-source into a relay (Postfix, or Mailgate's) ------------------------------------
+
+
+def smtp_source(args: argparse.Namespace, port: int, count: int) -> subprocess.Popen[bytes]:
+    """``smtp-source -d``: a new connection per message, as many applications send."""
+    return subprocess.Popen(
+        [
+            str(SBIN / "smtp-source"),
+            "-d",
+            "-s",
+            str(args.sessions),
+            "-m",
+            str(count),
+            "-l",
+            str(args.size),
+            "-f",
+            SENDER,
+            "-t",
+            RECIPIENT,
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def feed(
+    args: argparse.Namespace,
+    port: int,
+    sink: Sink,
+    cleanup: Cleanup,
+    name: str,
+    *,
+    progress: Callable[[], str],
+    watch: tuple[tuple[str, subprocess.Popen[bytes], Path | None], ...] = (),
+    cpu_of: int | None = None,
+) -> RelayResult:
+    """One preflight message, then N with ``smtp-source`` into the relay on ``port``, timed
+    from the first connection until the sink has counted all N. ``cpu_of``: a server pid
+    whose CPU time (with its descendants') is reported."""
 
     def finish(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, str]:
         try:
@@ -801,24 +859,26 @@ def run_postfix(
         return code, proc.stdout.read().decode() if proc.stdout else ""
 
     before = sink.count()
-    pre = source(1)
-    cleanup.add("smtp-source (preflight)", lambda: stop(pre, grace=5))
+    pre = smtp_source(args, port, 1)
+    cleanup.add(f"smtp-source (preflight into {name})", lambda: stop(pre, grace=5))
     code, said = finish(pre, 60)
     if code != 0:
-        raise BenchError(f"smtp-source into Postfix failed: {said}{tail(maillog)}")
+        raise BenchError(f"smtp-source into {name} failed: {said}{progress()}")
     sink.wait_until(
         before + 1,
         stall=30,
-        what="preflight message through Postfix",
-        progress=lambda: tail(maillog, 10),
+        what=f"preflight message through {name}",
+        progress=progress,
+        watch=watch,
     )
-    say(f"preflight ok; injecting {args.n} messages with {args.sessions} sessions")
+    say(f"preflight ok; injecting {args.n} messages into {name} with {args.sessions} sessions")
     base_count = sink.count()
+    cpu_before = process_cpu(cpu_of) if cpu_of else 0.0
     machine_before = cpu_snapshot()
     started_at = time.monotonic()
-    injector = source(args.n)
-    cleanup.add("smtp-source", lambda: stop(injector, grace=5))
-    injected: list[float] = []  # when smtp-source was done: Postfix had accepted all
+    injector = smtp_source(args, port, args.n)
+    cleanup.add(f"smtp-source into {name}", lambda: stop(injector, grace=5))
+    injected: list[float] = []  # when smtp-source was done: the relay had accepted all
 
     def note_injected() -> None:
         injector.wait()
@@ -826,24 +886,46 @@ def run_postfix(
 
     threading.Thread(target=note_injected, daemon=True).start()
     done_at = sink.wait_until(
-        base_count + args.n,
-        stall=args.stall,
-        what="Postfix run",
-        progress=lambda: tail(maillog, 10),
+        base_count + args.n, stall=args.stall, what=f"{name} run", progress=progress, watch=watch
     )
     rc, said = finish(injector, args.stall)
     injected_at = time.monotonic()
     machine_busy = cpu_busy_since(machine_before)
     if rc != 0:
         raise BenchError(f"smtp-source failed ({rc}): {said}")
-    postfix_stop()
-    return PostfixResult(
+    return RelayResult(
         submitted=args.n,
         inject_seconds=(injected[0] if injected else injected_at) - started_at,
         deliver_seconds=done_at - started_at,
         milestones={k: v - started_at for k, v in sink.milestones.items()},
         machine_busy=machine_busy,
+        server_cpu=process_cpu(cpu_of) - cpu_before if cpu_of else None,
     )
+
+
+def run_relay(
+    args: argparse.Namespace, workdir: Path, sink: Sink, cleanup: Cleanup, database_url: str
+) -> RelayResult:
+    """Mailgate's SMTP relay fed exactly as Postfix is; 127.0.0.0/8 relays by IP
+    authentication (smtp-source does not log in)."""
+    served = start_mailgate(args, workdir, sink, cleanup, database_url)
+    status, body = http(
+        "POST", f"{served.base}/api/v1/ip-auth", served.key, {"network": "127.0.0.0/8"}
+    )
+    if status != 201:
+        raise BenchError(f"listing 127.0.0.0/8 failed: {status} {body}{tail(served.log)}")
+    result = feed(
+        args,
+        served.smtp_port,
+        sink,
+        cleanup,
+        "Mailgate's relay",
+        progress=lambda: f"{db_summary(served.data_dir, database_url)}{tail(served.log, 15)}",
+        watch=(("mailgate serve", served.proc, served.log),),
+        cpu_of=served.proc.pid,
+    )
+    stop(served.proc, sig=signal.SIGINT, grace=30)
+    return result
 
 
 # --- main --------------------------------------------------------------------------------
@@ -870,6 +952,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=1024,
         help="message body in bytes, 78-character lines (default 1024)",
+    )
+    parser.add_argument(
+        "--via",
+        choices=("http", "smtp"),
+        default="http",
+        help="how Mailgate gets the mail: its HTTP API from -c clients (http, default), or "
+        "its SMTP relay fed by smtp-source exactly as Postfix is (smtp)",
     )
     parser.add_argument("--skip-postfix", action="store_true", help="measure Mailgate only")
     parser.add_argument("--skip-mailgate", action="store_true", help="measure Postfix only")
@@ -982,10 +1071,12 @@ def main(argv: list[str]) -> int:
                 "(tests, builds) competes for the CPUs and skews both results"
             )
         sink = Sink(workdir, cleanup)
-        mailgate = postfix = None
+        mailgate: MailgateResult | RelayResult | None = None
+        postfix = None
         if not args.skip_mailgate:
             url = postgres_database(args.database_url, cleanup) if args.database_url else ""
-            mailgate = run_mailgate(args, workdir, sink, cleanup, url)
+            run = run_relay if args.via == "smtp" else run_mailgate
+            mailgate = run(args, workdir, sink, cleanup, url)
         if not args.skip_postfix:
             postfix = run_postfix(args, workdir, sink, cleanup)
         print(render(args, mailgate, postfix))
@@ -1008,13 +1099,15 @@ def milestones(marks: dict[float, float]) -> str:
     )
 
 
-def render(args: argparse.Namespace, mg: MailgateResult | None, pf: PostfixResult | None) -> str:
+def render(
+    args: argparse.Namespace, mg: MailgateResult | RelayResult | None, pf: RelayResult | None
+) -> str:
     lines = [
         f"== Mailgate vs Postfix: {args.n} messages, {args.size}-byte body, "
         f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')} ==",
     ]
-    if mg is not None:
-        db = "PostgreSQL" if args.database_url else "SQLite (synchronous=FULL)"
+    db = "PostgreSQL" if args.database_url else "SQLite (synchronous=FULL)"
+    if isinstance(mg, MailgateResult):
         lines += [
             f"Mailgate ({db}, {args.c} HTTP clients, {args.api} API):",
             f"  accepted   {mg.accepted / mg.accept_seconds:8.0f} msg/s  "
@@ -1039,19 +1132,37 @@ def render(args: argparse.Namespace, mg: MailgateResult | None, pf: PostfixResul
         )
         if mg.db_summary:
             lines.append(f"  {mg.db_summary}")
+    elif mg is not None:
+        lines += relay_lines(f"Mailgate's relay ({db}, smtp-source -d -s {args.sessions}):", mg)
     if pf is not None:
-        lines += [
-            f"Postfix (private instance, smtp-source -d -s {args.sessions}):",
-            f"  delivered  {pf.submitted / pf.deliver_seconds:8.0f} msg/s  "
-            f"(first connection -> sink counted all, {pf.deliver_seconds:.2f} s; "
-            f"injection took {pf.inject_seconds:.2f} s)",
-            f"  {milestones(pf.milestones)}",
-            f"  machine CPU busy during the run: {pf.machine_busy:.0%} of {os.cpu_count()} CPUs",
-        ]
+        lines += relay_lines(f"Postfix (private instance, smtp-source -d -s {args.sessions}):", pf)
     if mg is not None and pf is not None:
-        ratio = (mg.accepted / mg.deliver_seconds) / (pf.submitted / pf.deliver_seconds)
+        mine = (
+            mg.accepted if isinstance(mg, MailgateResult) else mg.submitted
+        ) / mg.deliver_seconds
+        ratio = mine / (pf.submitted / pf.deliver_seconds)
         lines.append(f"Ratio Mailgate/Postfix (end-to-end delivered msg/s): {ratio:.2f}")
     return "\n".join(lines)
+
+
+def relay_lines(title: str, result: RelayResult) -> list[str]:
+    lines = [
+        title,
+        f"  delivered  {result.submitted / result.deliver_seconds:8.0f} msg/s  "
+        f"(first connection -> sink counted all, {result.deliver_seconds:.2f} s; "
+        f"injection took {result.inject_seconds:.2f} s, "
+        f"{result.submitted / result.inject_seconds:.0f} msg/s accepted)",
+    ]
+    if result.server_cpu is not None:
+        lines.append(
+            f"  CPU: server {result.server_cpu:.1f} s "
+            f"({1e3 * result.server_cpu / result.submitted:.2f} ms/message)"
+        )
+    lines += [
+        f"  {milestones(result.milestones)}",
+        f"  machine CPU busy during the run: {result.machine_busy:.0%} of {os.cpu_count()} CPUs",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ async def test_ehlo_announces_what_the_relay_takes(world: RelayWorld) -> None:
         await smtp.ehlo()
         assert smtp.supports_extension("size")
         assert smtp.esmtp_extensions["size"] == str(world.settings.message_max_bytes)
-        for extension in ("8bitmime", "smtputf8", "starttls"):
+        for extension in ("8bitmime", "smtputf8", "starttls", "pipelining"):
             assert smtp.supports_extension(extension), extension
 
 
