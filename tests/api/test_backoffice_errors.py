@@ -60,9 +60,7 @@ def test_japanese_message_differs_from_english(tenant: Tenant) -> None:
 
 
 def test_validation_details_are_translated_too(tenant: Tenant) -> None:
-    response = tenant.client.post(
-        BASE, content=b'{"port": 0}', headers={"accept-language": "ja"}
-    )
+    response = tenant.client.post(BASE, content=b'{"port": 0}', headers={"accept-language": "ja"})
     assert response.status_code == 400
     language = negotiate("ja")
     details = {d["field"]: d["message"] for d in response.json()["error"]["details"]}
@@ -72,7 +70,10 @@ def test_validation_details_are_translated_too(tenant: Tenant) -> None:
 
 def request() -> Request:
     scope = {
-        "type": "http", "method": "GET", "path": BASE, "query_string": b"",
+        "type": "http",
+        "method": "GET",
+        "path": BASE,
+        "query_string": b"",
         "headers": [(b"accept-language", b"en-GB,en;q=0.8")],
     }
     return Request(scope)

@@ -23,9 +23,22 @@ BASE = "/api/v2/mail/providers"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}  # what curl --data-raw sends
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PROVIDER_KEYS = {
-    "id", "caption", "driver", "host", "port", "username", "sendFrom", "sendFromName",
-    "encryption", "isEnabled", "hasPassword", "status", "statusReason", "lastTestedAt",
-    "createdAt", "updatedAt",
+    "id",
+    "caption",
+    "driver",
+    "host",
+    "port",
+    "username",
+    "sendFrom",
+    "sendFromName",
+    "encryption",
+    "isEnabled",
+    "hasPassword",
+    "status",
+    "statusReason",
+    "lastTestedAt",
+    "createdAt",
+    "updatedAt",
 }
 
 # The document's create body, verbatim (it is printed with --request GET).
@@ -313,8 +326,19 @@ def test_created_here_shows_up_natively(tenant: Tenant) -> None:
         "updatedAt": provider["updated_at"],
     } == {
         k: created[k]
-        for k in ("caption", "host", "port", "username", "sendFrom", "sendFromName",
-                  "isEnabled", "hasPassword", "status", "createdAt", "updatedAt")
+        for k in (
+            "caption",
+            "host",
+            "port",
+            "username",
+            "sendFrom",
+            "sendFromName",
+            "isEnabled",
+            "hasPassword",
+            "status",
+            "createdAt",
+            "updatedAt",
+        )
     }
     assert provider["smtp_protocol"] == "starttls"
 
@@ -389,7 +413,11 @@ def test_mailsage_config_shows_up_here(tenant: Tenant) -> None:
     config = response.json()
     item = tenant.client.get(f"{BASE}/{config['id']}").json()
     assert (item["caption"], item["host"], item["port"], item["encryption"], item["sendFrom"]) == (
-        "From MailSage", "smtp.example.com", 465, "ssl", "ms@example.com",
+        "From MailSage",
+        "smtp.example.com",
+        465,
+        "ssl",
+        "ms@example.com",
     )
 
 
@@ -443,9 +471,20 @@ def _without(name: str) -> dict[str, Any]:
 
 
 BAD_CREATES: list[tuple[str, Any, str]] = [
-    *[(f"missing {n}", _without(n), n) for n in
-      ("driver", "host", "port", "username", "password", "sendFrom", "sendFromName",
-       "encryption", "isEnabled")],
+    *[
+        (f"missing {n}", _without(n), n)
+        for n in (
+            "driver",
+            "host",
+            "port",
+            "username",
+            "password",
+            "sendFrom",
+            "sendFromName",
+            "encryption",
+            "isEnabled",
+        )
+    ],
     ("driver sendmail", {**VALID, "driver": "sendmail"}, "driver"),
     ("encryption none", {**VALID, "encryption": "none"}, "encryption"),
     ("encryption starttls", {**VALID, "encryption": "starttls"}, "encryption"),
@@ -563,8 +602,14 @@ def test_another_accounts_provider_is_404(tenant: Tenant) -> None:
     created = create(tenant)
     response = tenant.client.post(
         "/api/v1/providers",
-        json={"name": "mine", "smtp_host": "a.example", "smtp_port": 25,
-              "smtp_protocol": "none", "smtp_username": "u", "smtp_password": "p"},
+        json={
+            "name": "mine",
+            "smtp_host": "a.example",
+            "smtp_port": 25,
+            "smtp_protocol": "none",
+            "smtp_username": "u",
+            "smtp_password": "p",
+        },
     )
     assert response.status_code == 201
 

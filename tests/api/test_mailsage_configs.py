@@ -21,8 +21,16 @@ from mailgate.services import accounts
 BASE = "/api/v1/smtp/configs"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 CONFIG_KEYS = {
-    "id", "name", "host", "port", "username", "from_email", "is_default", "use_tls",
-    "created_at", "updated_at",
+    "id",
+    "name",
+    "host",
+    "port",
+    "username",
+    "from_email",
+    "is_default",
+    "use_tls",
+    "created_at",
+    "updated_at",
 }
 
 # The document's "Add SMTP Configuration" request body, verbatim.
@@ -155,7 +163,8 @@ def test_pagination(tenant: Tenant) -> None:
 def test_empty_list_is_one_empty_page(tenant: Tenant) -> None:
     response = tenant.client.get(BASE)
     assert response.json() == {
-        "data": [], "meta": {"current_page": 1, "total_pages": 1, "total_items": 0},
+        "data": [],
+        "meta": {"current_page": 1, "total_pages": 1, "total_items": 0},
     }
 
 
@@ -304,7 +313,9 @@ def test_update_through_here_is_seen_natively(tenant: Tenant) -> None:
     tenant.client.put(f"{BASE}/{created['id']}", json={"host": "smtp.example.org", "port": 465})
     provider = native(tenant, created["id"])
     assert (provider["smtp_host"], provider["smtp_port"], provider["smtp_protocol"]) == (
-        "smtp.example.org", 465, "tls",
+        "smtp.example.org",
+        465,
+        "tls",
     )
 
 
@@ -359,8 +370,10 @@ def _without(name: str) -> dict[str, Any]:
 
 
 BAD_ADDS: list[tuple[str, Any, str]] = [
-    *[(f"missing {n}", _without(n), n) for n in
-      ("name", "host", "port", "username", "password", "from_email")],
+    *[
+        (f"missing {n}", _without(n), n)
+        for n in ("name", "host", "port", "username", "password", "from_email")
+    ],
     ("unknown field", {**DOC_ADD, "api_key": "x"}, "api_key"),
     ("port as string", {**DOC_ADD, "port": "587"}, "port"),
     ("port zero", {**DOC_ADD, "port": 0}, "port"),
@@ -401,7 +414,9 @@ def test_unparseable_bodies_are_400_everywhere(
     created = add(tenant)
     before = listing(tenant)
     for method, path in [
-        ("POST", BASE), ("PUT", f"{BASE}/{created['id']}"), ("POST", f"{BASE}/{created['id']}/test")
+        ("POST", BASE),
+        ("PUT", f"{BASE}/{created['id']}"),
+        ("POST", f"{BASE}/{created['id']}/test"),
     ]:
         response = tenant.client.request(method, path, content=raw, headers={"Content-Type": ctype})
         assert_error(response, 400, "invalid_request")

@@ -35,7 +35,9 @@ def test_rate_limit_body_has_retry_after() -> None:
 
 def test_validation_body_lists_details() -> None:
     problem = Problem(
-        Kind.INVALID, 400, "port: Must be at most 65535.",
+        Kind.INVALID,
+        400,
+        "port: Must be at most 65535.",
         (TranslatedIssue("port", "out_of_range", "Must be at most 65535."),),
     )
     body = json.loads(render_error(request(), problem).body)
@@ -50,8 +52,13 @@ def test_validation_body_lists_details() -> None:
 @pytest.mark.parametrize(
     ("error", "code", "title"),
     [
-        (SmtpRejected("the server refused the recipient x@example.com: 550 5.1.1 User unknown",
-                      550), "smtp_rejected", "SMTP server rejected the message"),
+        (
+            SmtpRejected(
+                "the server refused the recipient x@example.com: 550 5.1.1 User unknown", 550
+            ),
+            "smtp_rejected",
+            "SMTP server rejected the message",
+        ),
         (SmtpTlsError("TLS handshake failed"), "smtp_connection_error", "SMTP connection failed"),
     ],
 )

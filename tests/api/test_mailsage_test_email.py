@@ -106,9 +106,7 @@ def test_tls_failure_counts_as_connection_error(tenant: Tenant, smtp_plain: Smtp
 def test_security_set_natively_is_used(tenant: Tenant, smtp_implicit_tls: SmtpServer) -> None:
     """Implicit TLS on a port other than 465, set through the native API, is kept and used."""
     config_id = add(tenant, smtp_implicit_tls.port)
-    patched = tenant.client.patch(
-        f"/api/v1/providers/{config_id}", json={"smtp_protocol": "tls"}
-    )
+    patched = tenant.client.patch(f"/api/v1/providers/{config_id}", json={"smtp_protocol": "tls"})
     assert patched.status_code == 200
 
     response = tenant.client.post(f"{BASE}/{config_id}/test", json=DOC_TEST)
