@@ -914,16 +914,25 @@ def run_relay(
     )
     if status != 201:
         raise BenchError(f"listing 127.0.0.0/8 failed: {status} {body}{tail(served.log)}")
-    result = feed(
-        args,
-        served.smtp_port,
-        sink,
-        cleanup,
-        "Mailgate's relay",
-        progress=lambda: f"{db_summary(served.data_dir, database_url)}{tail(served.log, 15)}",
-        watch=(("mailgate serve", served.proc, served.log),),
-        cpu_of=served.proc.pid,
-    )
+    profiler = None
+    if args.profile:
+        profiler = start_profiler(served.proc.pid, workdir, native=args.profile_native)
+        cleanup.add("py-spy", lambda: stop(profiler, sig=signal.SIGINT, grace=60))
+    try:
+        result = feed(
+            args,
+            served.smtp_port,
+            sink,
+            cleanup,
+            "Mailgate's relay",
+            progress=lambda: f"{db_summary(served.data_dir, database_url)}{tail(served.log, 15)}",
+            watch=(("mailgate serve", served.proc, served.log),),
+            cpu_of=served.proc.pid,
+        )
+    finally:
+        if profiler is not None:
+            stop(profiler, sig=signal.SIGINT, grace=60)
+            summarise_profile(workdir)
     stop(served.proc, sig=signal.SIGINT, grace=30)
     return result
 

@@ -128,6 +128,13 @@ _RAW_FIELD: Final = re.compile(rb"([!-9;-~]+):")
 _RAW_CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _RAW_LINE_ENDINGS: Final = re.compile(rb"\r\n|\r|\n")
 _REGISTRY: Final = HeaderRegistry()
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS: Final = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_PLAIN_NAME: Final = r"[A-Za-z0-9_'-]+(?: [A-Za-z0-9_'-]+)*"
+_SIMPLE_MAILBOX: Final = re.compile(
+    rf"[ \t]*(?:({_PLAIN_NAME})[ \t]*<({_PLAIN_ADDRESS})>|({_PLAIN_ADDRESS}))[ \t]*"
+)
+_PLAIN_SUBJECT: Final = re.compile(r"[ -~]*")  # printable ASCII: the registry keeps it as is
 
 
 @dataclass(frozen=True)
@@ -596,7 +603,7 @@ def parse_raw_message(
     if not recipients and header_recipients:
         raise Invalid.field("mime", M_RAW_RECIPIENTS)
     subjects = [f for f in fields if f.key == "subject"]
-    subject = _safe(str(_REGISTRY("subject", subjects[0].value))) if subjects else ""
+    subject = _raw_subject(subjects[0].value) if subjects else ""
     summary = ParsedSummary(
         sender=sender_boxes[0][0],
         to=tuple(box for box, _ in lists["to"]),
@@ -673,6 +680,27 @@ def _split_raw(raw: bytes) -> tuple[list[_Field], bytes]:
     return fields, b""
 
 
+def _raw_subject(value: str) -> str:
+    if "=?" not in value and _PLAIN_SUBJECT.fullmatch(value):
+        return value
+    return _safe(str(_REGISTRY("subject", value)))
+
+
+def _simple_mailboxes(value: str) -> list[tuple[str | None, str]] | None:
+    """(name, address) of each entry of an address field written plainly (``a@b.c`` or
+    ``Plain Name <a@b.c>``, comma-separated), as the header registry would read them; None
+    for anything else (quotes, comments, encoded words, groups, non-ASCII...), which the
+    registry then parses. Most mail is written plainly, and the registry is slow."""
+    found: list[tuple[str | None, str]] = []
+    for entry in value.split(","):
+        match = _SIMPLE_MAILBOX.fullmatch(entry)
+        if match is None:
+            return None
+        name, bracketed, bare = match.groups()
+        found.append((name, bracketed or bare))
+    return found
+
+
 def _mailboxes(fields: Sequence[_Field]) -> list[tuple[Mailbox, str]]:
     """Each mailbox in these address fields, with its envelope address."""
     found: list[tuple[Mailbox, str]] = []
@@ -682,6 +710,14 @@ def _mailboxes(fields: Sequence[_Field]) -> list[tuple[Mailbox, str]]:
             raise Invalid.field(
                 "mime", M_RAW_FIELD_TOO_LONG, header=header_field.name, max=_MAX_ADDRESS_FIELD
             )
+        simple = _simple_mailboxes(value)
+        if simple is not None:
+            for name, spec in simple:
+                parts = _address_parts(spec)
+                if parts is None:
+                    raise Invalid.field("mime", M_RAW_ADDRESS, address=spec)
+                found.append((Mailbox(address=spec, name=name), f"{parts[0]}@{parts[1]}"))
+            continue
         try:
             header = _REGISTRY(header_field.key, value)
         except Exception:  # the stdlib parser has raised many kinds on malformed input

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,6 +44,12 @@ COMMAND_CALL_LIMIT: Final = {
     "NOOP": 1000,
     "*": 10_000_000,
 }
+
+
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH: Final = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?: +(.*))?", re.DOTALL
+)
 
 
 @dataclass
@@ -86,6 +93,14 @@ class RelaySMTP(SMTP):
         self._implicit_tls = implicit_tls
         self._ip: str | None = None  # set once admitted
         self._refusal: str | None = None
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """The path of MAIL FROM / RCPT TO and what follows it. Most are written plainly
+        (``<a@b.c> SIZE=...``); aiosmtpd's own parser, slow but complete, reads the rest."""
+        match = _PLAIN_PATH.fullmatch(arg)
+        if match is not None:
+            return match.group(1), match.group(2) or ""
+        return super()._getaddr(arg)
 
     def _create_session(self) -> RelaySession:
         return RelaySession(self.loop)
