@@ -841,3 +841,48 @@ def test_the_final_check_catches_a_header_that_was_not_set() -> None:
         assert not mime._is_exactly(raw.replace(b"Subject: s\r\n", injected), message)
     built = build_message(draft(html=HTML, attachments=(LOGO, REPORT)))
     assert mime._is_exactly(built.raw, parse(built.raw))
+
+
+PLAIN_FIELDS = [
+    "a@b.co",
+    "<a@b.co>",
+    "John Doe <john@example.com>",
+    "John Doe<john@example.com>",
+    " x-y_z'q <a.b+c@sub.example.org> ",
+    "a@b.co, <c@d.ef>,Jane <jane@y.io>",
+    "a!#$%&'*+/=?^_`{|}~-@x.io",
+]
+NOT_PLAIN_FIELDS = [
+    '"Doe, John" <john@example.com>',
+    "=?utf-8?q?J=C3=B6rg?= <j@example.com>",
+    "John (the boss) <john@example.com>",
+    "John  Doe <j@x.io>",
+    "Zoë <z@example.com>",
+    "undisclosed-recipients:;",
+    "a@[127.0.0.1]",
+]
+
+
+@pytest.mark.parametrize("value", PLAIN_FIELDS)
+def test_plain_address_fields_read_as_the_header_registry_reads_them(value: str) -> None:
+    registry = email.policy.default.header_factory("to", value)
+    assert isinstance(registry, AddressHeader)
+    expected = [(a.display_name or None, a.addr_spec) for a in registry.addresses]
+    assert mime._simple_mailboxes(value) == expected
+
+
+@pytest.mark.parametrize("value", NOT_PLAIN_FIELDS)
+def test_other_address_fields_are_left_to_the_header_registry(value: str) -> None:
+    assert mime._simple_mailboxes(value) is None
+
+
+def test_raw_message_with_plain_and_quoted_senders_parse_alike() -> None:
+    for sender, name in (
+        ("Ann Lee <ann@example.com>", "Ann Lee"),
+        ('"Lee, Ann" <ann@example.com>', "Lee, Ann"),
+    ):
+        raw = f"From: {sender}\r\nTo: <b@example.net>\r\nSubject: Hi  there\r\n\r\nx\r\n".encode()
+        _, summary = mime.parse_raw_message(raw, max_bytes=10_000)
+        assert summary.sender == Mailbox("ann@example.com", name)
+        assert summary.to == (Mailbox("b@example.net"),)
+        assert summary.subject == "Hi  there"

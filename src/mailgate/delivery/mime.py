@@ -132,7 +132,7 @@ _ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS: Final = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _PLAIN_NAME: Final = r"[A-Za-z0-9_'-]+(?: [A-Za-z0-9_'-]+)*"
 _SIMPLE_MAILBOX: Final = re.compile(
-    rf"[ \t]*(?:({_PLAIN_NAME})[ \t]*<({_PLAIN_ADDRESS})>|({_PLAIN_ADDRESS}))[ \t]*"
+    rf"[ \t]*(?:(?:({_PLAIN_NAME})[ \t]*)?<({_PLAIN_ADDRESS})>|({_PLAIN_ADDRESS}))[ \t]*"
 )
 _PLAIN_SUBJECT: Final = re.compile(r"[ -~]*")  # printable ASCII: the registry keeps it as is
 
