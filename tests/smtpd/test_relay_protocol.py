@@ -14,6 +14,7 @@ import pytest
 from relay_support import RelayWorld, relay_world
 from sqlalchemy import text
 
+from mailgate.services.suppressions import SuppressionReason, suppress
 from smtp_servers import SmtpServer
 
 LIMITS = {
@@ -204,3 +205,26 @@ async def test_a_failed_commit_is_451_and_nothing_is_half_written(world: RelayWo
             {"id": message.id},
         )
         assert orphans.scalar_one() == 0
+
+
+async def test_relayed_mail_takes_the_http_path_suppressions_included(world: RelayWorld) -> None:
+    async with world.node.database.session() as session:
+        await suppress(
+            session=session,
+            account_id=world.account_id,
+            address="blocked@example.net",
+            reason=SuppressionReason.HARD_BOUNCE,
+        )
+        await session.commit()
+    async with client(world) as smtp:
+        errors, _ = await smtp.sendmail(
+            "app@example.com", ["blocked@example.net", "fine@example.net"], raw()
+        )
+    assert errors == {}  # accepted: the suppressed one is refused at send time, as over HTTP
+    await world.delivered(1)
+    [message] = await world.messages()
+    statuses = {r.address: r.status for r in await world.recipients(message.id)}
+    assert statuses == {"blocked@example.net": "rejected", "fine@example.net": "delivered"}
+    assert world.upstream.messages[0].rcpt_tos == ["fine@example.net"]
+    kinds = [(e.type, e.recipient) for e in await world.events(message.id)]
+    assert ("reject", "blocked@example.net") in kinds
