@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -99,17 +106,94 @@ def serve(
         "log_level": settings.log_level,
         "proxy_headers": False,
     }
-    if processes == 1:
-        uvicorn.run(create_app(settings, run_migrations=False, settle_gc=True), **common)
-    else:  # each process builds its app from the same environment (MAILGATE_*)
-        uvicorn.run("mailgate.api.app:served_app", factory=True, workers=processes, **common)
+    deliverer = None
+    if settings.effective_delivery_process:
+        # The serving processes only accept (and nudge the deliverer); they read their
+        # settings from the environment when there are several.
+        deliverer = DeliveryProcess()
+        deliverer.start()
+        settings = settings.model_copy(update={"run_workers": False})
+        os.environ["MAILGATE_RUN_WORKERS"] = "false"
+    try:
+        if processes == 1:
+            uvicorn.run(create_app(settings, run_migrations=False, settle_gc=True), **common)
+        else:  # each process builds its app from the same environment (MAILGATE_*)
+            uvicorn.run("mailgate.api.app:served_app", factory=True, workers=processes, **common)
+    finally:
+        if deliverer is not None:
+            deliverer.stop()
+
+
+class DeliveryProcess:
+    """``serve``'s own ``mailgate worker``: started with it, started again if it dies,
+    stopped with it (and, on Linux, ended by the kernel if ``serve`` itself is killed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._watcher = threading.Thread(target=self._watch, name="delivery-process", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        env = {**os.environ, DELIVERY_PARENT: str(os.getpid())}
+        command = [sys.executable, "-m", "mailgate", "worker"]
+        with self._lock:
+            if not self._stopping:
+                self._process = subprocess.Popen(command, env=env)  # noqa: S603 - ourselves
+
+    def _watch(self) -> None:
+        while True:
+            process = self._process
+            assert process is not None
+            code = process.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+            # A clean stop (exit 0, or SIGINT/SIGTERM from a terminal's Ctrl-C, which reached
+            # the whole process group) is serve stopping too; anything else is a crash.
+            if code == 0 or code in (-signal.SIGINT, -signal.SIGTERM):
+                return
+            err.print(f"the delivery process exited with {code}; starting it again")
+            time.sleep(1)
+            self._spawn()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+DELIVERY_PARENT = "MAILGATE_DELIVERY_PARENT"  # set by serve for the worker it starts
+
+
+def _end_with_parent() -> None:
+    """A worker started by ``serve`` ends when ``serve`` does, even killed (Linux)."""
+    parent = os.environ.get(DELIVERY_PARENT)
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(parent):  # it died before prctl: nobody would send the signal
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @app.command()
 def worker() -> None:
     """Deliver queued mail (no API): run as many as you like against one PostgreSQL."""
-    import signal
 
+    from mailgate.delivery.coordination import DeliveryLock, WakeListener
     from mailgate.delivery.worker import Worker
     from mailgate.runtime import settle_garbage_collector
     from mailgate.security.secrets_box import SecretBox
@@ -118,6 +202,8 @@ def worker() -> None:
     configure_logging(settings.log_level)
     migrate(settings.effective_database_url)
 
+    _end_with_parent()
+
     async def run() -> None:
         database = Database(settings.effective_database_url)
         delivery = Worker(database, SecretBox(settings.secret_keys()), settings)
@@ -125,12 +211,22 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        err.print(f"worker {delivery.worker_id} delivering")
+        # The holder of the data dir's delivery lock is nudged by the processes that accept
+        # mail there (see delivery.coordination); others poll.
+        lock = DeliveryLock(settings.data_dir)
+        listener = WakeListener(settings.data_dir, delivery.wake) if lock.acquire() else None
+        if listener is not None:
+            await listener.start()
+        role = "nudged by the gateway's processes" if listener else "polling"
+        err.print(f"worker {delivery.worker_id} delivering ({role})")
         settle_garbage_collector()
         try:
             await delivery.run(stop)
         finally:
             await delivery.close()
+            if listener is not None:
+                listener.close()
+            lock.release()
             await database.dispose()
 
     asyncio.run(run())
@@ -140,8 +236,6 @@ def worker() -> None:
 def smtpd() -> None:
     """Run the SMTP relay listener without the API (MAILGATE_SMTP_PORT, MAILGATE_SMTP_TLS_PORT),
     delivering what it accepts unless MAILGATE_RUN_WORKERS=false."""
-    import signal
-
     from mailgate.node import running_node
 
     settings = Settings()

@@ -71,8 +71,14 @@ class Settings(BaseSettings):
         default=None, description="Domain of generated Message-IDs; default: the sender's."
     )
     run_workers: bool = Field(default=True, description="`serve` delivers in-process too.")
-    worker_concurrency: int = Field(default=50, ge=1, description="Messages in flight per worker.")
-    queue_batch_size: int = Field(default=100, ge=1, description="Messages claimed at once.")
+    delivery_process: bool | None = Field(
+        default=None,
+        description="`serve` delivers from a process of its own (a `mailgate worker` it starts "
+        "and watches) while its API and relay processes only accept; unset: so on SQLite "
+        "with two or more CPUs, where it puts the second CPU to work.",
+    )
+    worker_concurrency: int = Field(default=200, ge=1, description="Messages in flight per worker.")
+    queue_batch_size: int = Field(default=200, ge=1, description="Messages claimed at once.")
     queue_lease_seconds: float = Field(
         default=300.0, gt=0, description="A claim not finished by then is claimed again."
     )
@@ -148,6 +154,15 @@ class Settings(BaseSettings):
             return self.processes
         on_sqlite = self.effective_database_url.startswith("sqlite")
         return 1 if on_sqlite else os.cpu_count() or 1
+
+    @property
+    def effective_delivery_process(self) -> bool:
+        if not self.run_workers:
+            return False
+        if self.delivery_process is not None:
+            return self.delivery_process
+        on_sqlite = self.effective_database_url.startswith("sqlite")
+        return on_sqlite and (os.cpu_count() or 1) >= 2
 
     @field_validator("data_dir")
     @classmethod

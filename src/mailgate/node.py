@@ -74,6 +74,10 @@ async def running_node(
         )
         if worker is not None:
             await _start_delivery(stack, node, worker, delivers)
+        else:  # a deliverer elsewhere (`mailgate worker`) claims what this node accepts
+            sender = WakeSender(settings.data_dir)
+            stack.callback(sender.close)
+            node.wake_workers = sender
         if relay and settings.smtp_port:
             from mailgate.smtpd.server import start_relay
 

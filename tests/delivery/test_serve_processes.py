@@ -4,6 +4,8 @@ API, exactly one delivers (it holds the delivery lock), and every message arrive
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -105,3 +107,75 @@ def test_two_processes_accept_and_one_delivers_everything_once(
         if "Started server process" in line
     }
     assert len(pids) == 2, "".join(server.output)
+
+
+def delivery_children(parent: int) -> list[int]:
+    """Pids of the ``mailgate worker`` processes ``parent`` started (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_serve_delivers_from_its_own_process_and_restarts_it(
+    tmp_path: Path, smtp_plain: SmtpServer
+) -> None:
+    """On SQLite with two CPUs (or MAILGATE_DELIVERY_PROCESS=true) the API process only
+    accepts; a `mailgate worker` it started delivers, and is started again if it dies."""
+    with serving(
+        tmp_path, MAILGATE_DELIVERY_PROCESS="true", MAILGATE_QUEUE_POLL_SECONDS="5"
+    ) as server:
+        auth = {"Authorization": f"Bearer {server.key}"}
+        created = httpx.post(
+            f"{server.base_url}/api/v1/providers",
+            headers=auth,
+            json={
+                "name": "sink",
+                "smtp_host": smtp_plain.host,
+                "smtp_port": smtp_plain.port,
+                "smtp_protocol": "none",
+                "smtp_username": "unused",
+                "smtp_password": "unused",
+                "smtp_auth_method": "none",
+            },
+        )
+        assert created.status_code == 201, created.text
+
+        def send_and_wait(subject: str) -> None:
+            answer = httpx.post(
+                f"{server.base_url}/api/v1/messages",
+                headers=auth,
+                json={
+                    "from": {"email": "sender@example.com"},
+                    "to": [{"email": "r@example.net"}],
+                    "subject": subject,
+                    "text": "hello",
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            deadline = time.monotonic() + 4  # under the poll interval: the nudge did it
+            while subject not in {str(m.parsed["Subject"]) for m in smtp_plain.messages}:
+                assert time.monotonic() < deadline, "".join(server.output)
+                time.sleep(0.05)
+
+        [child] = delivery_children(server.process.pid)
+        send_and_wait("first")
+        os.kill(child, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while not (children := delivery_children(server.process.pid)) or children == [child]:
+            assert time.monotonic() < deadline, "".join(server.output)
+            time.sleep(0.1)
+        time.sleep(1)  # the new one takes the lock and listens
+        send_and_wait("second")
+        assert not DeliveryLock(tmp_path).acquire()  # the worker holds it, not the API
+    assert delivery_children(server.process.pid) == []
+    assert "starting it again" in "".join(server.output)

@@ -1,0 +1,5 @@
+"""``python -m mailgate``: the ``mailgate`` command."""
+
+from mailgate.cli import app
+
+app()
