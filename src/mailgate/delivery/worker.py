@@ -135,6 +135,7 @@ class Worker:
             if room <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            self._wake.clear()  # before looking: a wake during the claim is not lost
             jobs = self._take_handed(room)
             if not jobs and not self.helper:
                 try:
@@ -148,7 +149,6 @@ class Worker:
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if not jobs:
-                self._wake.clear()
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(stop.wait())
                 try:
