@@ -42,6 +42,24 @@ class Served:
         found = KEY.search("".join(self.output))
         return found.group(0) if found else None
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def add_sink_provider(self, host: str, port: int) -> None:
+        """A provider (no AUTH, no TLS) for the root account, relaying to ``host:port``."""
+        body = {
+            "name": "sink",
+            "smtp_host": host,
+            "smtp_port": port,
+            "smtp_protocol": "none",
+            "smtp_username": "unused",
+            "smtp_password": "unused",
+            "smtp_auth_method": "none",
+        }
+        created = httpx.post(f"{self.base_url}/api/v1/providers", headers=self.auth, json=body)
+        assert created.status_code == 201, created.text
+
 
 @contextmanager
 def serving(data_dir: Path, *, expect_key: bool = True, **env: str) -> Iterator[Served]:

@@ -48,21 +48,8 @@ def test_two_processes_accept_and_one_delivers_everything_once(
 ) -> None:
     count = 120
     with serving(tmp_path, MAILGATE_PROCESSES="2", MAILGATE_QUEUE_POLL_SECONDS="0.2") as server:
-        auth = {"Authorization": f"Bearer {server.key}"}
-        created = httpx.post(
-            f"{server.base_url}/api/v1/providers",
-            headers=auth,
-            json={
-                "name": "sink",
-                "smtp_host": smtp_plain.host,
-                "smtp_port": smtp_plain.port,
-                "smtp_protocol": "none",
-                "smtp_username": "unused",
-                "smtp_password": "unused",
-                "smtp_auth_method": "none",
-            },
-        )
-        assert created.status_code == 201, created.text
+        auth = server.auth
+        server.add_sink_provider(smtp_plain.host, smtp_plain.port)
 
         async def send_all() -> list[str]:
             # Many connections, so that both processes take some of them.
@@ -134,21 +121,8 @@ def test_serve_delivers_from_its_own_process_and_restarts_it(
     with serving(
         tmp_path, MAILGATE_DELIVERY_PROCESS="true", MAILGATE_QUEUE_POLL_SECONDS="5"
     ) as server:
-        auth = {"Authorization": f"Bearer {server.key}"}
-        created = httpx.post(
-            f"{server.base_url}/api/v1/providers",
-            headers=auth,
-            json={
-                "name": "sink",
-                "smtp_host": smtp_plain.host,
-                "smtp_port": smtp_plain.port,
-                "smtp_protocol": "none",
-                "smtp_username": "unused",
-                "smtp_password": "unused",
-                "smtp_auth_method": "none",
-            },
-        )
-        assert created.status_code == 201, created.text
+        auth = server.auth
+        server.add_sink_provider(smtp_plain.host, smtp_plain.port)
 
         def send_and_wait(subject: str) -> None:
             answer = httpx.post(

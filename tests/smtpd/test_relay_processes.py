@@ -25,24 +25,11 @@ def test_two_processes_share_the_relay_port(tmp_path: Path, smtp_plain: SmtpServ
         MAILGATE_SMTP_PORT=str(port),
         MAILGATE_QUEUE_POLL_SECONDS="0.2",
     ) as server:
-        auth = {"Authorization": f"Bearer {server.key}"}
-        for path, body in (
-            (
-                "/api/v1/providers",
-                {
-                    "name": "sink",
-                    "smtp_host": smtp_plain.host,
-                    "smtp_port": smtp_plain.port,
-                    "smtp_protocol": "none",
-                    "smtp_username": "unused",
-                    "smtp_password": "unused",
-                    "smtp_auth_method": "none",
-                },
-            ),
-            ("/api/v1/ip-auth", {"network": "127.0.0.1"}),
-        ):
-            answer = httpx.post(f"{server.base_url}{path}", headers=auth, json=body)
-            assert answer.status_code == 201, answer.text
+        server.add_sink_provider(smtp_plain.host, smtp_plain.port)
+        listed = httpx.post(
+            f"{server.base_url}/api/v1/ip-auth", headers=server.auth, json={"network": "127.0.0.1"}
+        )
+        assert listed.status_code == 201, listed.text
 
         def send(i: int) -> None:
             to = f"r{i}@example.net"
