@@ -20,6 +20,7 @@ from mailgate.runtime import settle_garbage_collector
 from mailgate.security.rate_limit import KeyRateLimiter
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.messages import AcceptBatcher
+from mailgate.smtpd.server import start_relay
 from mailgate.store.db import Database, migrate
 
 __all__ = ["Node", "running_node"]
@@ -72,15 +73,8 @@ async def running_node(
             accepter=AcceptBatcher(database, settings, handoff=worker),
             rate_limiter=rate_limiter,
         )
-        if worker is not None:
-            await _start_delivery(stack, node, worker, delivers)
-        else:  # a deliverer elsewhere (`mailgate worker`) claims what this node accepts
-            sender = WakeSender(settings.data_dir)
-            stack.callback(sender.close)
-            node.wake_workers = sender
+        await _wire_delivery(stack, node, worker, delivers)
         if relay and settings.smtp_port:
-            from mailgate.smtpd.server import start_relay
-
             listener = await start_relay(node)
             stack.push_async_callback(listener.close)
         if settle_gc:
@@ -88,19 +82,25 @@ async def running_node(
         yield node
 
 
-async def _start_delivery(
-    stack: AsyncExitStack, node: Node, worker: Worker, delivers: bool
+async def _wire_delivery(
+    stack: AsyncExitStack, node: Node, worker: Worker | None, delivers: bool
 ) -> None:
+    """Who hears that mail was committed, and the worker's loop, if this node has one."""
     settings = node.settings
     if delivers:
+        assert worker is not None
         node.wake_workers = worker.wake
         listener = WakeListener(settings.data_dir, worker.wake)
         await listener.start()
         stack.callback(listener.close)
-    else:  # mail this process did not keep is for the delivering one: nudge it
+    else:  # the delivering process (another `serve` one, or a `mailgate worker`): nudge it
         sender = WakeSender(settings.data_dir)
         stack.callback(sender.close)
-        node.wake_workers = worker.nudge_deliverer = sender
+        node.wake_workers = sender
+        if worker is not None:  # mail it gives back is for the deliverer too
+            worker.nudge_deliverer = sender
+    if worker is None:
+        return
     stop = asyncio.Event()
     delivering = asyncio.create_task(worker.run(stop), name="delivery-worker")
 

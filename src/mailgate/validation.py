@@ -19,12 +19,18 @@ from mailgate.i18n import N_
 
 __all__ = [
     "MIN_PREFIX_LENGTH",
+    "PLAIN_ADDRESS",
     "check_email",
     "check_hostname",
     "check_network",
     "check_no_control_chars",
     "check_sender_rule",
 ]
+
+# An address written plainly: a dot-atom local part and an ASCII domain of two or more
+# labels. Fast paths use it to skip a full parser; anything else goes the slow way.
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+PLAIN_ADDRESS: Final = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -22,7 +22,7 @@ from mailgate.node import Node, running_node
 from mailgate.services import accounts, ip_auth, providers, smtp_users
 from mailgate.services.providers import ProviderChanges
 from mailgate.services.smtp_users import SmtpUserChanges
-from mailgate.store.models import Event, Message, MessageRecipient
+from mailgate.store.models import QUEUED_STATUSES, Event, Message, MessageRecipient
 from smtp_servers import SmtpServer
 
 __all__ = ["PASSWORD", "USERNAME", "RelayWorld", "relay_world", "trusting"]
@@ -108,9 +108,12 @@ class RelayWorld:
             return list((await session.execute(query)).scalars())
 
     async def delivered(self, count: int) -> None:
-        """Wait (up to 20 s) until the upstream holds ``count`` messages."""
+        """Wait (up to 20 s) until the upstream holds ``count`` messages and the outcomes
+        are recorded (no message is still queued)."""
         async with asyncio.timeout(20):
             while len(self.upstream.messages) < count:  # noqa: ASYNC110 - filled by another thread
+                await asyncio.sleep(0.05)
+            while any(m.status in QUEUED_STATUSES for m in await self.messages()):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
 
     async def smtplib(self, work: Callable[[smtplib.SMTP], T], *, tls: bool = False) -> T:

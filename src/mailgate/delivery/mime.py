@@ -51,7 +51,7 @@ from mailgate.delivery.html_text import html_to_text
 from mailgate.domain import Attachment, Mailbox, MessageDraft
 from mailgate.errors import Invalid, Issue, PayloadTooLarge
 from mailgate.i18n import N_
-from mailgate.validation import check_email
+from mailgate.validation import PLAIN_ADDRESS, check_email
 
 __all__ = [
     "PROTECTED_HEADERS",
@@ -128,11 +128,9 @@ _RAW_FIELD: Final = re.compile(rb"([!-9;-~]+):")
 _RAW_CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _RAW_LINE_ENDINGS: Final = re.compile(rb"\r\n|\r|\n")
 _REGISTRY: Final = HeaderRegistry()
-_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_ADDRESS: Final = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _PLAIN_NAME: Final = r"[A-Za-z0-9_'-]+(?: [A-Za-z0-9_'-]+)*"
 _SIMPLE_MAILBOX: Final = re.compile(
-    rf"[ \t]*(?:(?:({_PLAIN_NAME})[ \t]*)?<({_PLAIN_ADDRESS})>|({_PLAIN_ADDRESS}))[ \t]*"
+    rf"[ \t]*(?:(?:({_PLAIN_NAME})[ \t]*)?<({PLAIN_ADDRESS})>|({PLAIN_ADDRESS}))[ \t]*"
 )
 _PLAIN_SUBJECT: Final = re.compile(r"[ -~]*")  # printable ASCII: the registry keeps it as is
 

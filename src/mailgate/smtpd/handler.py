@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mailgate.node import Node
     from mailgate.services.verp import Verp
 
-__all__ = ["RelayEnvelope", "RelayHandler", "RelaySession"]
+__all__ = ["RelayEnvelope", "RelayHandler", "RelaySession", "peer_ip"]
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +111,7 @@ class RelayHandler:
     async def _login(self, server: SMTP, username: bytes, password: bytes) -> AuthResult:
         session = server.session
         assert isinstance(session, RelaySession)
-        ip = _ip(session)
+        ip = peer_ip(session)
         if not await self.access.may_try_login(ip):
             return AuthResult(success=False, handled=False, message=replies.LOGINS_LIMITED)
         try:
@@ -151,7 +151,7 @@ class RelayHandler:
             envelope.account_id = principal.account_id
         else:
             if not session.network_checked:
-                session.network_account = await self.access.network_account(_ip(session))
+                session.network_account = await self.access.network_account(peer_ip(session))
                 session.network_checked = True
             envelope.account_id = session.network_account
             if envelope.account_id is None and self.verp is None:
@@ -249,7 +249,7 @@ class RelayHandler:
         if session.principal is not None:
             protocol += "A"
         helo = _printable(session.host_name or "unknown")[:HELO_MAX]
-        ip = _ip(session)
+        ip = peer_ip(session)
         literal = f"IPv6:{ip}" if ":" in ip else ip  # RFC 5321 4.1.3
         recipient = f"\r\n\tfor <{envelope.rcpt_tos[0]}>" if len(envelope.rcpt_tos) == 1 else ""
         return (
@@ -273,8 +273,9 @@ def _hang_up_after_reply(server: SMTP) -> None:
         server.loop.call_soon(transport.close)
 
 
-def _ip(session: Session) -> str:
-    peer = session.peer
+def peer_ip(session: Session | None) -> str:
+    """The client's address, as aiosmtpd's session records it."""
+    peer = session.peer if session is not None else None
     return str(peer[0]) if isinstance(peer, tuple) else "unknown"
 
 

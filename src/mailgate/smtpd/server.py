@@ -23,8 +23,9 @@ from mailgate.config import Settings
 from mailgate.services.verp import Verp
 from mailgate.smtpd import replies
 from mailgate.smtpd.access import RelayAccess
-from mailgate.smtpd.handler import RelayEnvelope, RelayHandler, RelaySession
+from mailgate.smtpd.handler import RelayEnvelope, RelayHandler, RelaySession, peer_ip
 from mailgate.smtpd.tls import server_context
+from mailgate.validation import PLAIN_ADDRESS
 
 if TYPE_CHECKING:
     from mailgate.node import Node
@@ -46,10 +47,7 @@ COMMAND_CALL_LIMIT: Final = {
 }
 
 
-_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_PATH: Final = re.compile(
-    rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?: +(.*))?", re.DOTALL
-)
+_PLAIN_PATH: Final = re.compile(rf"<({PLAIN_ADDRESS})>(?: +(.*))?", re.DOTALL)
 
 
 @dataclass
@@ -113,8 +111,7 @@ class RelaySMTP(SMTP):
         super().connection_made(transport)
         if not first:
             return
-        peer = transport.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        ip = peer_ip(self.session)
         self._refusal = self._gate.admit(ip)
         if self._refusal is None:
             self._ip = ip
