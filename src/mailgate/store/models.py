@@ -371,3 +371,16 @@ class IpAuthNetwork(Base):
     range_end: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ---- Issue 5 (engagement). Each block below is owned by one part of that work. ----
+
+# -- templates --
+
+# -- webhooks --
+
+# -- tracking and unsubscribe --
+
+# -- suppressions, activity, archive --
+
+# -- stats --
