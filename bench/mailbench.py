@@ -812,7 +812,8 @@ def run_postfix(
 
 
 def smtp_source(args: argparse.Namespace, port: int, count: int) -> subprocess.Popen[bytes]:
-    """``smtp-source -d``: a new connection per message, as many applications send."""
+    """``smtp-source -d``: each session keeps its connection and sends message after message
+    over it (``-d``: "don't disconnect after sending a message"), as a busy application does."""
     return subprocess.Popen(
         [
             str(SBIN / "smtp-source"),

@@ -4,8 +4,10 @@
     ├── Invalid(issues)              bad input: one or more (field, message) issues
     │   └── PayloadTooLarge          a body or field over its size limit
     ├── NotFound                     an id that does not exist for this account (LookupError)
+    │   └── Gone                     it existed, but what was asked for is no more (a purged body)
     ├── Conflict                     the request clashes with stored state
     │   └── IdempotencyConflict      same Idempotency-Key, different request
+    │       └── IdempotencyInProgress  same Idempotency-Key, first request not answered yet
     ├── Unauthenticated              no key, or a key that is unknown or revoked
     ├── PermissionDenied             the key lacks a permission
     ├── RateLimited(retry_after)     too many requests for this key
@@ -32,7 +34,9 @@ from mailgate.i18n import N_
 
 __all__ = [
     "Conflict",
+    "Gone",
     "IdempotencyConflict",
+    "IdempotencyInProgress",
     "Invalid",
     "Issue",
     "MailgateError",
@@ -97,12 +101,24 @@ class NotFound(MailgateError, LookupError):
     message = N_("No such resource.")
 
 
+class Gone(NotFound):
+    message = N_("This resource is no longer available.")
+
+
 class Conflict(MailgateError):
     message = N_("The request conflicts with the current state.")
 
 
 class IdempotencyConflict(Conflict):
     message = N_("This Idempotency-Key was already used with a different request.")
+
+
+class IdempotencyInProgress(IdempotencyConflict):
+    message = N_(
+        "A request with this Idempotency-Key has not been answered yet. Retry later; if it "
+        "stays this way, the first request ended without an answer: check what it did before "
+        "sending again with a new key."
+    )
 
 
 class Unauthenticated(MailgateError):

@@ -4,6 +4,7 @@ server: accepted mail stays queued; delivery has its own tests.)"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -609,6 +610,48 @@ def test_an_idempotency_key_replays_the_first_answer(tenant: Tenant) -> None:
     assert_error(other, 409, "idempotency_conflict")
     assert created(batch)  # another endpoint: the key is fresh there
     assert len(ids(tenant)) == 2
+
+
+def test_twins_with_one_idempotency_key_send_once(tenant: Tenant) -> None:
+    """Requests with one key racing each other: one is sent; the others get its answer, or
+    are told it is still running. Never two messages."""
+    headers = {
+        "Authorization": f"Bearer {tenant.key}",
+        "Idempotency-Key": "race-0001",
+    }
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=tenant.server.base_url) as client:
+            return await asyncio.gather(
+                *(client.post(URL, json=message(), headers=headers) for _ in range(12))
+            )
+
+    responses = asyncio.run(race())
+
+    statuses = sorted({r.status_code for r in responses})
+    assert set(statuses) <= {201, 409}, [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 409:
+            assert_error(response, 409, "idempotency_conflict")
+    sent = {r.json()["data"]["id"] for r in responses if r.status_code == 201}
+    assert len(sent) == 1
+    assert ids(tenant) == list(sent)
+    # once answered, every retry is the replay
+    replay = tenant.client.post(URL, json=message(), headers={"Idempotency-Key": "race-0001"})
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["data"]["id"] in sent
+
+
+def test_a_refused_write_gives_its_idempotency_key_back(tenant: Tenant) -> None:
+    headers = {"Idempotency-Key": "fix-and-retry"}
+    refused = tenant.client.post(
+        URL, json=message(to=[{"email": "not an address"}]), headers=headers
+    )
+    fixed = tenant.client.post(URL, json=message(), headers=headers)
+
+    assert_error(refused, 400, "validation_error")
+    assert created(fixed)
+    assert len(ids(tenant)) == 1
 
 
 def test_permissions(tenant: Tenant) -> None:

@@ -15,7 +15,7 @@ from mailgate.errors import Invalid
 from mailgate.i18n import N_
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.accounts import Principal
-from mailgate.services.idempotency import StoredResponse, fingerprint, recall, remember
+from mailgate.services.idempotency import StoredResponse, fingerprint, release, reserve, store
 from mailgate.store.db import Database
 
 __all__ = ["Idempotency", "envelope", "listing"]
@@ -71,27 +71,29 @@ class Idempotency:
         # Sessions of its own, opened only when a key is given, and never while ``produce``
         # runs (on SQLite the route's session needs the one connection then).
         async with self.database.session() as session:
-            stored = await recall(
+            held = await reserve(
                 session=session,
                 account_id=principal.account_id,
                 endpoint=endpoint,
                 key=self.key,
                 request_hash=request_hash,
             )
-        if stored is not None:
-            response = Response(stored.body, stored.status_code, media_type="application/json")
+        if isinstance(held, StoredResponse):
+            response = Response(held.body, held.status_code, media_type="application/json")
             response.headers["Idempotent-Replayed"] = "true"
             return response
-        body = await produce()
+        try:
+            body = await produce()
+        except Exception:  # refused before anything was committed: the key may be used again
+            async with self.database.session() as session:
+                await release(session=session, reservation=held)
+            raise
         response = json_response(body, status_code)
         stored_body = bytes(response.body) if keep is None else json_bytes(keep(body))
         async with self.database.session() as session:
-            await remember(
+            await store(
                 session=session,
-                account_id=principal.account_id,
-                endpoint=endpoint,
-                key=self.key,
-                request_hash=request_hash,
+                reservation=held,
                 response=StoredResponse(status_code, stored_body),
             )
         return response
