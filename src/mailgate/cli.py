@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -195,6 +196,7 @@ def worker() -> None:
 
     from mailgate.delivery.coordination import DeliveryLock, WakeListener
     from mailgate.delivery.worker import Worker
+    from mailgate.node import start_upkeep
     from mailgate.runtime import settle_garbage_collector
     from mailgate.security.secrets_box import SecretBox
 
@@ -220,14 +222,14 @@ def worker() -> None:
         role = "nudged by the gateway's processes" if listener else "polling"
         err.print(f"worker {delivery.worker_id} delivering ({role})")
         settle_garbage_collector()
-        try:
-            await delivery.run(stop)
-        finally:
-            await delivery.close()
+        async with AsyncExitStack() as stack:  # undone in reverse order
+            stack.push_async_callback(database.dispose)
+            stack.callback(lock.release)
             if listener is not None:
-                listener.close()
-            lock.release()
-            await database.dispose()
+                stack.callback(listener.close)
+            stack.push_async_callback(delivery.close)
+            start_upkeep(stack, database, delivery.box, settings, purge=listener is not None)
+            await delivery.run(stop)
 
     asyncio.run(run())
 
@@ -255,6 +257,28 @@ def smtpd() -> None:
             await stop.wait()
 
     asyncio.run(run())
+
+
+@app.command()
+def purge() -> None:
+    """Remove the MIME of finished mail older than MAILGATE_ARCHIVE_RETENTION_DAYS now
+    (the delivering process also does it every MAILGATE_ARCHIVE_PURGE_INTERVAL_SECONDS)."""
+    from mailgate.services.retention import purge_expired
+
+    settings = Settings()
+
+    async def work(database: Database) -> int:
+        return await purge_expired(
+            database=database,
+            retention_days=settings.archive_retention_days,
+            batch_size=settings.archive_purge_batch_size,
+        )
+
+    if settings.archive_retention_days == 0:
+        err.print("MAILGATE_ARCHIVE_RETENTION_DAYS is 0: message bodies are kept forever")
+        return
+    purged = _with_database(settings, work)
+    err.print(f"purged the bodies of {purged} messages")
 
 
 @app.command("dev-sink")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -100,6 +102,20 @@ class Settings(BaseSettings):
     pool_max_messages_per_connection: int = Field(default=100, ge=1)
     pool_idle_seconds: float = Field(default=30.0, gt=0)
 
+    # Stats (services/stats.py): hourly rollups of events, read with the events not yet in them.
+    stats_rollup_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often a node rolls new events up into hourly stats; 0: never (stats "
+        "stay exact, read from the events themselves, only slower).",
+    )
+    stats_cycle_max: int = Field(
+        default=0,
+        ge=0,
+        description="SMTP2GO /stats/email_cycle: emails allowed per calendar month; 0: no "
+        "allowance (answered as 2147483647).",
+    )
+
     # The SMTP relay listener (smtpd/): applications hand mail over SMTP.
     smtp_host: str = Field(default="127.0.0.1", description="Relay bind address.")
     smtp_port: int = Field(
@@ -136,6 +152,74 @@ class Settings(BaseSettings):
         default=None,
         description="Outgoing mail carries a VERP return path bounces+<token>@<this domain>; "
         "the relay accepts DSNs and complaint reports for it without AUTH. Unset: no VERP.",
+    )
+
+    # Activity search and the archive (suppressions, activity, archive).
+    activity_rate_limit: str = Field(
+        default="60/minute",
+        description="Per API key on /v3/activity/search (SMTP2GO's limit), on top of "
+        "api_rate_limit; `limits` syntax.",
+    )
+    archive_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days a finished message's MIME is kept (archive, raw download); then it "
+        "is purged and its metadata and events kept. 0: keep forever.",
+    )
+    archive_purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the delivering process purges old bodies."
+    )
+    archive_purge_batch_size: int = Field(
+        default=500, ge=1, description="Bodies removed per transaction by the purge."
+    )
+
+    # Webhooks (webhooks/): an outbox of signed POSTs, retried with backoff.
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on private, loopback and link-local addresses.",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Per POST.")
+    webhook_retry_schedule: list[float] = Field(
+        default=[5, 30, 120, 300, 900, 1800, 3600, 7200, 14400, 21600],
+        description="Seconds to wait after the 1st, 2nd, ... failed POST (last one repeats).",
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="A delivery still failing this long after its event is given up (a manual "
+        "replay sends it again).",
+    )
+    webhook_disable_after_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="A webhook failing this long without a success, and at least "
+        "webhook_disable_after_failures times in a row, is disabled, with the reason.",
+    )
+    webhook_disable_after_failures: int = Field(
+        default=20, ge=1, description="See webhook_disable_after_hours."
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24.0, ge=0, description="How long the previous secret still signs after rotation."
+    )
+    webhook_concurrency: int = Field(default=50, ge=1, description="POSTs in flight per process.")
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, description="Outbox re-check.")
+    webhook_gap_hold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long an event id not committed yet (PostgreSQL commits ids out of "
+        "order) is waited for before the fan-out gives up on it.",
+    )
+
+    # Tracking and unsubscribe links (api/public): where they point, whom to believe.
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL of the open/click/unsubscribe links of mail whose provider has "
+        "no tracking_domain (https://mail.example.com); default http://<http_host>:<http_port>.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks of reverse proxies whose "
+        "X-Forwarded-For is believed for the IP of opens and clicks; empty: none is.",
     )
 
     # DocSpace "reset to defaults" returns these installation settings.
@@ -184,6 +268,32 @@ class Settings(BaseSettings):
         if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
             raise ValueError("set MAILGATE_SMTP_TLS_CERT and MAILGATE_SMTP_TLS_KEY together")
         return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("public_url must be an http(s) URL such as https://mail.example.com")
+        return value.strip().rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
+        return value
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     @property
     def effective_database_url(self) -> str:

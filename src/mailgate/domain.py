@@ -72,6 +72,15 @@ class Permission(StrEnum):
     SMTP_USERS_WRITE = "smtp_users:write"
     IP_AUTH_READ = "ip_auth:read"
     IP_AUTH_WRITE = "ip_auth:write"
+    TEMPLATES_READ = "templates:read"
+    TEMPLATES_WRITE = "templates:write"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
+    SUPPRESSIONS_READ = "suppressions:read"
+    SUPPRESSIONS_WRITE = "suppressions:write"
+    EVENTS_READ = "events:read"  # the events feed and activity search
+    TRACKING_READ = "tracking:read"  # the account's open/click/unsubscribe defaults
+    TRACKING_WRITE = "tracking:write"
 
 
 class MessageStatus(StrEnum):

@@ -20,10 +20,13 @@ from mailgate.runtime import settle_garbage_collector
 from mailgate.security.rate_limit import KeyRateLimiter
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.messages import AcceptBatcher
+from mailgate.services.retention import RetentionPurger
+from mailgate.services.stats_rollup import run_rollups
 from mailgate.smtpd.server import start_relay
 from mailgate.store.db import Database, migrate
+from mailgate.webhooks.dispatcher import Dispatcher
 
-__all__ = ["Node", "running_node"]
+__all__ = ["Node", "running_node", "start_upkeep"]
 
 
 @dataclass
@@ -74,12 +77,54 @@ async def running_node(
             rate_limiter=rate_limiter,
         )
         await _wire_delivery(stack, node, worker, delivers)
+        if delivers:
+            start_upkeep(stack, database, box, settings, purge=True)
         if relay and settings.smtp_port:
             listener = await start_relay(node)
             stack.push_async_callback(listener.close)
         if settle_gc:
             settle_garbage_collector()
         yield node
+
+
+def start_upkeep(
+    stack: AsyncExitStack,
+    database: Database,
+    box: SecretBox,
+    settings: Settings,
+    *,
+    purge: bool,
+) -> None:
+    """The background work of a delivering process, stopped when ``stack`` closes: webhooks
+    go out (several processes share the outbox with leases), events roll up into hourly stats
+    (passes take turns on a row lock) and, when ``purge`` (the process holding the delivery
+    lock), the bodies of mail past its retention are purged. Accepting processes do none of
+    it, so their CPU and the SQLite write lock stay with incoming mail."""
+    stop = asyncio.Event()
+    jobs = [
+        asyncio.create_task(
+            Dispatcher(database, box, settings).run(stop), name="webhook-dispatcher"
+        )
+    ]
+    if settings.stats_rollup_seconds:
+        jobs.append(
+            asyncio.create_task(
+                run_rollups(database, every=settings.stats_rollup_seconds, stop=stop),
+                name="stats-rollup",
+            )
+        )
+    if purge:
+        jobs.append(
+            asyncio.create_task(
+                RetentionPurger(database, settings).run(stop), name="retention-purger"
+            )
+        )
+
+    async def finish() -> None:
+        stop.set()
+        await asyncio.gather(*jobs)
+
+    stack.push_async_callback(finish)
 
 
 async def _wire_delivery(

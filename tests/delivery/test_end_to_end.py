@@ -86,9 +86,16 @@ def test_smtp2go_send_arrives_with_parts_headers_and_encodings(
         assert final["status"] == "delivered", final
         assert {e["type"] for e in final["events"]} >= {"processed", "delivered"}
 
-    [received] = smtp_plain.messages
-    assert sorted(received.rcpt_tos) == ["cc@example.com", "hidden@example.com", "to@example.com"]
+    # SMTP2GO's API has no transactional flag: the account's default (not transactional-only)
+    # gives each recipient a copy with its own one-click unsubscribe link.
+    copies = smtp_plain.messages
+    rcpts = sorted(r for c in copies for r in c.rcpt_tos)
+    assert rcpts == ["cc@example.com", "hidden@example.com", "to@example.com"]
+    assert all(b"hidden@example.com" not in c.data for c in copies)
+    assert len({str(c.parsed["List-Unsubscribe"]) for c in copies}) == 3
+    [received] = [c for c in copies if c.rcpt_tos == ["to@example.com"]]
     message = received.parsed
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Subject"] == "Rechnung №42 — 請求書"
     assert message["From"].addresses[0].display_name == "Zoë Ünïcode"
     assert message["X-Order"] == "42"

@@ -37,17 +37,23 @@ async def test_a_message_is_delivered_with_its_headers_and_events(
         await worker.run_until_idle()
         await worker.close()
 
-        assert len(smtp_plain.messages) == 1
-        received = smtp_plain.messages[0]
-        assert sorted(received.rcpt_tos) == [
+        # Not marked transactional-only: a copy per recipient, each with its own one-click
+        # unsubscribe link (RFC 8058); Bcc stays out of every copy's headers.
+        assert sorted(r for m in smtp_plain.messages for r in m.rcpt_tos) == [
             "cc@example.com",
             "hidden@example.com",
             "to@example.com",
         ]
-        parsed = email.message_from_bytes(received.data, policy=email.policy.default)
-        assert parsed["Subject"] == "Grüße — 配信テスト"
-        assert "hidden@example.com" not in received.data.decode("ascii", "replace")
-        assert parsed["Message-ID"] and parsed["Date"]
+        assert all(len(m.rcpt_tos) == 1 for m in smtp_plain.messages)
+        links = set()
+        for received in smtp_plain.messages:
+            parsed = email.message_from_bytes(received.data, policy=email.policy.default)
+            assert parsed["Subject"] == "Grüße — 配信テスト"
+            assert "hidden@example.com" not in received.data.decode("ascii", "replace")
+            assert parsed["Message-ID"] and parsed["Date"]
+            assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            links.add(str(parsed["List-Unsubscribe"]))
+        assert len(links) == 3
 
         message = await b.message(public_id)
         assert message.status == "delivered"

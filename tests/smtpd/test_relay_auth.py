@@ -54,13 +54,19 @@ async def test_auth_plain_after_starttls_relays_and_delivers(world: RelayWorld) 
     kinds = {r.address: r.kind for r in await world.recipients(message.id)}
     assert kinds == {"user@example.net": "to", "hidden@example.org": "bcc"}
     await world.delivered(1)
-    [arrived] = world.upstream.messages
-    assert sorted(arrived.rcpt_tos) == ["hidden@example.org", "user@example.net"]
-    assert arrived.parsed["Subject"] == "Relayed"
-    received = arrived.parsed["Received"]
-    assert "from app.test ([127.0.0.1])" in received
-    assert "by relay.test (Mailgate) with ESMTPSA" in received
-    assert "hidden@example.org" not in arrived.data.decode()
+    # not marked transactional-only: a copy per recipient (its own unsubscribe link)
+    copies = world.upstream.messages
+    assert sorted(r for c in copies for r in c.rcpt_tos) == [
+        "hidden@example.org",
+        "user@example.net",
+    ]
+    for arrived in copies:
+        assert arrived.parsed["Subject"] == "Relayed"
+        received = arrived.parsed["Received"]
+        assert "from app.test ([127.0.0.1])" in received
+        assert "by relay.test (Mailgate) with ESMTPSA" in received
+        assert "hidden@example.org" not in arrived.data.decode()
+        assert arrived.parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 async def test_auth_login_over_implicit_tls_with_aiosmtplib(world: RelayWorld) -> None:

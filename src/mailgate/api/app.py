@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailgate import __version__
-from mailgate.api import backoffice, docspace, mailsage, native, smtp2go
+from mailgate.api import backoffice, docspace, mailsage, native, public, smtp2go
 from mailgate.api.context import AppContext
 from mailgate.api.problems import as_mailgate_error, describe
 from mailgate.api.surface import Surface
@@ -136,6 +136,7 @@ def create_app(
     busiest_first = (native, smtp2go, mailsage, backoffice, docspace)
     for package in busiest_first:
         package.surface.include(app)
+    app.include_router(public.router)  # tracking and unsubscribe links: no key, no envelope
     for exc_type in (MailgateError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(exc_type, render_error)
 

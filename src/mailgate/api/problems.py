@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 
 from mailgate.errors import (
     Conflict,
+    Gone,
     IdempotencyConflict,
     Invalid,
     Issue,
@@ -74,6 +75,7 @@ class HttpError(MailgateError):
 _KINDS: Final[Sequence[tuple[type[MailgateError], Kind, int]]] = (
     (PayloadTooLarge, Kind.PAYLOAD_TOO_LARGE, 413),
     (Invalid, Kind.INVALID, 400),
+    (Gone, Kind.NOT_FOUND, 410),
     (NotFound, Kind.NOT_FOUND, 404),
     (IdempotencyConflict, Kind.IDEMPOTENCY_CONFLICT, 409),
     (Conflict, Kind.CONFLICT, 409),

@@ -13,17 +13,26 @@ no queue query at all, and a crash still leaves it in the table for the next cla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mailgate.delivery.personalize import Engagement
 from mailgate.domain import RecipientStatus
 from mailgate.store.models import QUEUED_STATUSES, Message, MessageContent, MessageRecipient
 
-__all__ = ["PENDING", "DeliveryJob", "Handoff", "Lease", "claim_due", "load_jobs"]
+__all__ = [
+    "PENDING",
+    "DeliveryJob",
+    "Handoff",
+    "Lease",
+    "claim_due",
+    "engagement_of",
+    "load_jobs",
+]
 
 PENDING = (RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value)
 
@@ -43,6 +52,22 @@ class DeliveryJob:
     attempts: int  # including this one
     expires_at: datetime
     lease_expires_at: datetime
+    # tracking, List-Unsubscribe: a copy per recipient
+    engagement: Engagement = field(default_factory=Engagement)
+
+
+class _EngagementRow(Protocol):
+    @property
+    def track_opens(self) -> bool: ...
+    @property
+    def track_clicks(self) -> bool: ...
+    @property
+    def list_unsubscribe(self) -> bool: ...
+
+
+def engagement_of(row: _EngagementRow) -> Engagement:
+    """A message's engagement, from its row (or a row of a select naming those columns)."""
+    return Engagement(bool(row.track_opens), bool(row.track_clicks), bool(row.list_unsubscribe))
 
 
 @dataclass(frozen=True)
@@ -111,6 +136,9 @@ async def load_jobs(
                 Message.attempts,
                 Message.expires_at,
                 Message.lease_expires_at,
+                Message.track_opens,
+                Message.track_clicks,
+                Message.list_unsubscribe,
                 MessageContent.raw,
             )
             .join(MessageContent, MessageContent.message_id == Message.id)
@@ -147,6 +175,7 @@ async def load_jobs(
             attempts=row.attempts,
             expires_at=row.expires_at,
             lease_expires_at=row.lease_expires_at,
+            engagement=engagement_of(row),
         )
         for row in rows
     ]

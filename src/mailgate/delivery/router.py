@@ -46,6 +46,7 @@ class Route:
     quotas: dict[QuotaWindow, QuotaRange | None]
     endpoint: SmtpEndpoint
     version: str  # changes when the provider's settings change: a new pool is needed
+    tracking_domain: str | None = None  # host of its tracking/unsubscribe links, if its own
 
 
 class QuotaGate:

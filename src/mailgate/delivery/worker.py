@@ -27,14 +27,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mailgate.config import Settings
 from mailgate.delivery.circuit import CircuitBreaker
 from mailgate.delivery.outcomes import Attempt, plan, write
+from mailgate.delivery.per_recipient import send_per_recipient
+from mailgate.delivery.personalize import Personalizer, tracking_base
 from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, load_jobs
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.router import QuotaGate, Route, Router
-from mailgate.delivery.smtp_pool import PoolLimits, RecipientResult, SmtpPool
+from mailgate.delivery.smtp_pool import PoolLimits, RecipientResult, SendResult, SmtpPool
 from mailgate.domain import Outcome, ProviderStatus
 from mailgate.i18n import N_, stored_message
 from mailgate.security.secrets_box import SecretBox
 from mailgate.services.providers import endpoint_of, quotas_of
+from mailgate.services.tracking_tokens import TrackingSigner
 from mailgate.services.verp import Verp
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
@@ -91,6 +94,7 @@ class Worker:
         self.verp = (
             Verp(settings.secret_keys(), settings.bounce_domain) if settings.bounce_domain else None
         )
+        self.signer = TrackingSigner(settings.secret_keys())
         self.limits = PoolLimits(
             max_connections=settings.pool_max_connections,
             max_messages_per_connection=settings.pool_max_messages_per_connection,
@@ -240,6 +244,7 @@ class Worker:
                 quotas=quotas_of(p),
                 endpoint=endpoint_of(p, self.box),
                 version=_version(p),
+                tracking_domain=p.tracking_domain,
             )
             for p in providers
         ]
@@ -288,12 +293,7 @@ class Worker:
                     return _Tried(last, tuple(opened), tuple(closed))
                 results = self._all(job, Outcome.SOFT, "every provider is busy or resting")
                 return _Tried(Attempt(results, provider_id=None, throttled=True))
-            result = await self._pool(route).send(
-                mail_from=self._return_path(job),
-                recipients=job.recipients,
-                data=job.raw,
-                smtputf8=job.smtputf8,
-            )
+            result = await self._transmit(route, job)
             if result.unsent:  # the provider failed before anything was sent: fail over
                 tried.add(route.provider_id)
                 if self.circuits.failed(route.provider_id):
@@ -303,6 +303,31 @@ class Worker:
             if self.circuits.succeeded(route.provider_id):
                 closed.append(route.provider_id)
             return _Tried(Attempt(result.results, route.provider_id), tuple(opened), tuple(closed))
+
+    async def _transmit(self, route: Route, job: DeliveryJob) -> SendResult:
+        """One transaction for all recipients; a copy each when the message is tracked or
+        carries List-Unsubscribe (their links name the recipient)."""
+        if not job.engagement.per_recipient:
+            return await self._pool(route).send(
+                mail_from=self._return_path(job),
+                recipients=job.recipients,
+                data=job.raw,
+                smtputf8=job.smtputf8,
+            )
+        copies = Personalizer(
+            job.raw,
+            engagement=job.engagement,
+            signer=self.signer,
+            base=tracking_base(self.settings.effective_public_url, route.tracking_domain),
+            message_id=job.message_id,
+        )
+        return await send_per_recipient(
+            self._pool(route),
+            mail_from=self._return_path(job),
+            recipients=job.recipients,
+            smtputf8=job.smtputf8,
+            copy_for=copies.copy_for,
+        )
 
     def _return_path(self, job: DeliveryJob) -> str:
         return self.verp.return_path(job.message_id) if self.verp else job.envelope_from

@@ -42,9 +42,14 @@ class KeyRateLimiter:
 
     async def hit(self, *identifiers: str) -> RateState:
         """Count one request; raise RateLimited when the window is full."""
-        allowed = await self._limiter.hit(self.item, *identifiers)
-        stats = await self._limiter.get_window_stats(self.item, *identifiers)
-        state = RateState(self.item.amount, stats.remaining, math.ceil(stats.reset_time))
+        return await self.hit_limit(self.item, *identifiers)
+
+    async def hit_limit(self, item: RateLimitItem, *identifiers: str) -> RateState:
+        """Like :meth:`hit`, against another limit (an endpoint's own, say) in the same
+        storage; raise RateLimited when that window is full."""
+        allowed = await self._limiter.hit(item, *identifiers)
+        stats = await self._limiter.get_window_stats(item, *identifiers)
+        state = RateState(item.amount, stats.remaining, math.ceil(stats.reset_time))
         if not allowed:
             wait = math.ceil(stats.reset_time - time.time())
             raise RateLimited(retry_after=max(1, wait), limit=state.limit, reset_at=state.reset_at)

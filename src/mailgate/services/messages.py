@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mailgate.config import Settings
 from mailgate.delivery.mime import BuiltMessage, build_message, parse_raw_message
-from mailgate.delivery.queue import DeliveryJob, Handoff, Lease
+from mailgate.delivery.queue import DeliveryJob, Handoff, Lease, engagement_of
 from mailgate.domain import (
     EventType,
     Mailbox,
@@ -32,6 +32,7 @@ from mailgate.errors import Conflict, Invalid, Issue, MailgateError, NotFound, P
 from mailgate.i18n import N_
 from mailgate.services.providers import get_provider
 from mailgate.services.suppressions import find_suppressed
+from mailgate.services.tracking import TrackingChoice, account_defaults, resolve
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import (
@@ -79,6 +80,8 @@ class Submission:
     metadata: Mapping[str, str] = field(default_factory=dict)
     provider_ref: str | None = None
     send_at: datetime | None = None
+    # open/click tracking and transactional-only, as the request said (None: the default)
+    tracking: TrackingChoice = field(default_factory=TrackingChoice)
 
 
 def _from_header(sender: Mailbox) -> str:
@@ -278,6 +281,7 @@ async def accept_groups(
         )
         for account_id, addresses in wanted.items()
     }
+    engagement_defaults = await account_defaults(session=session, account_ids=wanted)
     leases_left = lease.limit if lease is not None else 0
     answers: list[list[Accepted]] = []
     pending: list[_Pending] = []
@@ -300,6 +304,7 @@ async def accept_groups(
                 owner, until = lease.owner, now + timedelta(seconds=lease.seconds)
                 leases_left -= 1
             leased = owner is not None
+            engagement = resolve(submission.tracking, engagement_defaults[account_id])
             message = Message(
                 public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
                 account_id=account_id,
@@ -320,6 +325,9 @@ async def accept_groups(
                 expires_at=due + expiry,
                 lease_owner=owner,
                 lease_expires_at=until,
+                track_opens=engagement.track_opens,
+                track_clicks=engagement.track_clicks,
+                list_unsubscribe=engagement.list_unsubscribe,
                 created_at=now,
                 updated_at=now,
             )
@@ -341,6 +349,7 @@ async def accept_groups(
             attempts=p.message.attempts,
             expires_at=p.message.expires_at,
             lease_expires_at=p.message.lease_expires_at or now,
+            engagement=engagement_of(p.message),
         )
         for p in pending
         if p.leased

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -39,7 +41,13 @@ __all__ = [
     "Provider",
     "SmtpTestJob",
     "SmtpUser",
+    "StatsHourly",
+    "StatsRollupState",
     "Suppression",
+    "Template",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookFanoutCursor",
     "table_of",
     "utcnow",
 ]
@@ -93,6 +101,10 @@ class Account(Base):
     name: Mapped[str] = mapped_column(String(255))
     email: Mapped[str] = mapped_column(String(320))
     is_root: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Engagement defaults for mail that does not say (services.tracking); see the tracking block.
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    transactional: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -237,6 +249,12 @@ class Message(Base):
     expires_at: Mapped[datetime] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What delivery adds per recipient (delivery.personalize): a copy each when any is set.
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    list_unsubscribe: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # set when the retention period removed its MIME (message_contents row); metadata stays
+    purged_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -299,6 +317,11 @@ class Event(Base):
     detail: Mapped[str | None] = mapped_column(Text, default=None)
     # "hard" | "soft" on bounce events (see services.bounce_reports.BounceClass); else None
     bounce_class: Mapped[str | None] = mapped_column(String(4), default=None)
+    # open / click / unsubscribe: who asked (the IP per MAILGATE_TRUSTED_PROXIES), the link
+    user_agent: Mapped[str | None] = mapped_column(String(512), default=None)
+    client_ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+    automated: Mapped[bool | None] = mapped_column(Boolean, default=None)  # a bot or prefetch
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -377,10 +400,196 @@ class IpAuthNetwork(Base):
 
 # -- templates --
 
+
+class Template(Base):
+    """An account's message template: Jinja2 (sandboxed) subject, HTML and text parts.
+
+    ``public_id`` is unique per account, not globally: SMTP2GO callers choose their own ids.
+    ``sample_data`` is what previews render with (SMTP2GO's ``template_variables``).
+    """
+
+    __tablename__ = "templates"
+    __table_args__ = (
+        UniqueConstraint("account_id", "public_id", name="uq_templates_account_public_id"),
+        UniqueConstraint("account_id", "name", name="uq_templates_account_name"),
+        Index("ix_templates_account_id", "account_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    sample_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 # -- webhooks --
 
+WEBHOOK_PENDING = "pending"  # a delivery still to be sent (or retried)
+
+
+class Webhook(Base):
+    """An endpoint an account's events are POSTed to, signed (Standard Webhooks).
+
+    ``flavour`` is the payload shape: ``smtp2go`` for webhooks made through ``/v3``, else
+    ``native``. Secrets are kept encrypted; after a rotation the previous one signs too until
+    ``previous_secret_expires_at``. ``failing_since``/``consecutive_failures`` count failed
+    POSTs since the last success, for auto-disabling.
+    """
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_account_id", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    flavour: Mapped[str] = mapped_column(String(16))
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    failing_since: Mapped[datetime | None] = mapped_column(default=None)
+    last_success_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(Base):
+    """The outbox, and each webhook's delivery log: one row per (webhook, event).
+
+    ``public_id`` is the ``webhook-id`` header, the same on every retry and replay. The
+    payload is built once, at fan-out, so retries send the same bytes. Pending rows are
+    claimed with a lease, as the message queue is; a message's rows go out in event order.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # "is an earlier event of this message still pending for this webhook?"
+        Index(
+            "ix_webhook_deliveries_order",
+            "webhook_id",
+            "message_id",
+            "event_id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_log", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("events.id", ondelete="SET NULL"), default=None
+    )
+    message_id: Mapped[int | None] = mapped_column(Integer, default=None)  # ordering key only
+    event_type: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=WEBHOOK_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retry_until: Mapped[datetime] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookFanoutCursor(Base):
+    """Where the fan-out has read the events table to (one row, id 1).
+
+    ``gaps`` are id ranges ``[low, high, first_seen]`` below ``last_event_id`` not seen yet: on
+    PostgreSQL a lower id can commit after a higher one was read, so they are looked for again
+    until ``webhook_gap_hold_seconds`` have passed (see webhooks.fanout).
+    """
+
+    __tablename__ = "webhook_fanout_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+    gaps: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 # -- tracking and unsubscribe --
+# Columns only: Account.track_opens/track_clicks/transactional (defaults), the same choice
+# resolved per Message (track_opens/track_clicks/list_unsubscribe), and on Event the
+# user_agent/client_ip/url/automated of opens, clicks and unsubscribes.
 
 # -- suppressions, activity, archive --
 
+# Listings newest first per account (suppressions, the events feed), exact-recipient event
+# filters, and the retention purge's scan for bodies not yet purged.
+Index("ix_suppressions_account_id", Suppression.account_id, Suppression.id)
+Index("ix_events_account_id", Event.account_id, Event.id)
+Index("ix_events_account_recipient", Event.account_id, Event.recipient, Event.id)
+Index(
+    "ix_messages_unpurged",
+    Message.created_at,
+    sqlite_where=text("purged_at IS NULL"),
+    postgresql_where=text("purged_at IS NULL"),
+)
+
 # -- stats --
+
+
+class StatsHourly(Base):
+    """Event counts per account and hour, rolled up from ``events`` (services.stats_rollup).
+
+    One event adds to one row with ``tag == ""`` and ``sender == ""`` (every message), one
+    row per tag of its message, and one ``sender`` row (the envelope sender, with bytes).
+    The empty string and provider 0 stand for "none" so the primary key can take upserts.
+    """
+
+    __tablename__ = "stats_hourly"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bounce_class: Mapped[str] = mapped_column(String(4), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(128), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatsRollupState(Base):
+    """How far ``stats_hourly`` has rolled ``events`` up: every id up to ``rolled_through``.
+
+    ``pending_through``/``pending_at`` (PostgreSQL): the highest id a pass saw and the
+    database clock then; those ids are rolled up once no transaction of this database that
+    began before then is still running, so an id committed late is never skipped.
+    """
+
+    __tablename__ = "stats_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rolled_through: Mapped[int] = mapped_column(BigInteger)
+    pending_through: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    pending_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

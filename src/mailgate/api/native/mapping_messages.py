@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -34,6 +35,9 @@ from mailgate.services.messages import (
     submission_from_draft,
     submission_from_raw,
 )
+from mailgate.services.template_rendering import RenderedTemplate
+from mailgate.services.templates import fill_from_template
+from mailgate.services.tracking import TrackingChoice
 from mailgate.store.models import Event, Message, MessageRecipient
 
 __all__ = [
@@ -74,13 +78,19 @@ def _mailboxes(boxes: Sequence[MailboxIn] | None) -> tuple[Mailbox, ...]:
     return tuple(Mailbox(address=b.email, name=b.name or None) for b in boxes or ())
 
 
-def draft(body: MessageCreate) -> MessageDraft:
-    """The request as a domain draft: attachments decoded, the required parts there."""
+def draft(body: MessageCreate, template: RenderedTemplate | None = None) -> MessageDraft:
+    """The request as a domain draft: attachments decoded, the required parts there, and
+    what it leaves out of subject, html and text filled from its rendered ``template``."""
     issues: list[Issue] = []
+    subject, html, text = fill_from_template(body.subject, body.html, body.text, template)
     if not (body.to or body.cc or body.bcc):
         issues.append(Issue("to", N_("At least one recipient is required."), "required"))
-    if body.text is None and body.html is None:
+    if text is None and html is None:
         issues.append(Issue("text", N_("Give text, html or both."), "required"))
+    if subject is None:
+        issues.append(Issue("subject", N_("This field is required."), "required"))
+    if body.template_data is not None and body.template_id is None:
+        issues.append(Issue("template_data", N_("Give template_id with template_data.")))
     attachments: list[Attachment] = []
     for index, item in enumerate(body.attachments or ()):
         try:
@@ -105,9 +115,9 @@ def draft(body: MessageCreate) -> MessageDraft:
         cc=_mailboxes(body.cc),
         bcc=_mailboxes(body.bcc),
         reply_to=() if reply_to is None else (reply_to,),
-        subject=body.subject,
-        text=body.text,
-        html=body.html,
+        subject=subject or "",
+        text=text,
+        html=html,
         headers=tuple((body.headers or {}).items()),
         attachments=tuple(attachments),
     )
@@ -128,8 +138,19 @@ def _provider_ref(options: MessageOptions) -> str | None:
     return None if options.provider_id is None else str(options.provider_id)
 
 
-def submission(body: MessageCreate, *, settings: Settings, now: datetime) -> Submission:
-    """A create body as a submission ready to accept; errors in native field names."""
+def _tracking(options: MessageOptions) -> TrackingChoice:
+    return TrackingChoice(options.track_opens, options.track_clicks, options.transactional)
+
+
+def submission(
+    body: MessageCreate,
+    *,
+    settings: Settings,
+    now: datetime,
+    template: RenderedTemplate | None = None,
+) -> Submission:
+    """A create body (with its ``template`` rendered, if it names one) as a submission ready
+    to accept; errors in native field names."""
     issues: list[Issue] = []
     send_at: datetime | None = None
     try:
@@ -137,13 +158,13 @@ def submission(body: MessageCreate, *, settings: Settings, now: datetime) -> Sub
     except Invalid as exc:
         issues += exc.issues
     try:
-        built = draft(body)
+        built = draft(body, template)
     except Invalid as exc:
         issues += exc.issues
     if issues:
         raise Invalid(issues)
     try:
-        return submission_from_draft(
+        made = submission_from_draft(
             built,
             settings=settings,
             tags=body.tags or (),
@@ -153,6 +174,7 @@ def submission(body: MessageCreate, *, settings: Settings, now: datetime) -> Sub
         )
     except Invalid as exc:
         raise exc.renamed(request_field) from exc
+    return replace(made, tracking=_tracking(body))
 
 
 def raw_submission(
@@ -160,7 +182,7 @@ def raw_submission(
 ) -> Submission:
     send_at = _send_at(options, now)
     try:
-        return submission_from_raw(
+        made = submission_from_raw(
             raw,
             settings=settings,
             tags=options.tags or (),
@@ -170,6 +192,7 @@ def raw_submission(
         )
     except Invalid as exc:
         raise exc.renamed(_RAW_RENAMES) from exc
+    return replace(made, tracking=_tracking(options))
 
 
 # --- out ----------------------------------------------------------------------------------------
@@ -192,6 +215,8 @@ def _summary(message: Message, providers: Mapping[int, str]) -> dict[str, Any]:
         "send_at": iso(message.send_at),
         "created_at": iso(message.created_at),
         "updated_at": iso(message.updated_at),
+        # set once the retention period removed the MIME (GET .../raw is then a 410)
+        "content_purged_at": iso(message.purged_at),
     }
 
 

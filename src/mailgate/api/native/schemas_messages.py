@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
@@ -24,6 +24,7 @@ MAX_BATCH: int = 500
 
 ProviderRef = Annotated[str, StringConstraints(min_length=1, max_length=64)] | int
 Instant = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TemplateRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class MailboxIn(StrictModel):
@@ -64,6 +65,17 @@ class MessageOptions(StrictModel):
     send_at: Instant | None = Field(
         default=None, description="ISO 8601 with a time zone; past means now; at most 30 days."
     )
+    track_opens: bool | None = Field(
+        default=None, description="Add an open pixel to the HTML; null: the account's default."
+    )
+    track_clicks: bool | None = Field(
+        default=None, description="Send HTML links through a click redirect; null: default."
+    )
+    transactional: bool | None = Field(
+        default=None,
+        description="Transactional-only: no List-Unsubscribe headers; null: the account's "
+        "default (see /api/v1/tracking).",
+    )
 
 
 class MessageCreate(MessageOptions):
@@ -72,7 +84,7 @@ class MessageCreate(MessageOptions):
     cc: Recipients | None = None
     bcc: Recipients | None = None
     reply_to: MailboxIn | None = None
-    subject: Subject
+    subject: Subject | None = Field(default=None, description="Required without template_id.")
     text: str | None = None
     html: str | None = None
     headers: (
@@ -81,6 +93,14 @@ class MessageCreate(MessageOptions):
     attachments: (
         Annotated[list[AttachmentIn], at_most(100, N_("Must list at most 100 attachments."))] | None
     ) = None
+    template_id: TemplateRef | None = Field(
+        default=None,
+        description="Render this template (/api/v1/templates) with template_data; it fills "
+        "the subject, html and text the request leaves out.",
+    )
+    template_data: dict[str, Any] | None = Field(
+        default=None, description="The template's variables; missing ones render empty."
+    )
 
 
 class MessageBatchCreate(StrictModel):
@@ -137,6 +157,9 @@ class MessageListItem(BaseModel):
     send_at: str | None
     created_at: str
     updated_at: str
+    content_purged_at: str | None = Field(
+        default=None, description="When the retention period removed the MIME, if it has."
+    )
 
 
 class MessageItem(MessageListItem):

@@ -8,7 +8,18 @@ as ``X-Smtp2go-Api-Key``, ``api_key`` in the JSON body, or ``Authorization: Bear
 """
 
 from mailgate.api.smtp2go.errors import render_error
-from mailgate.api.smtp2go.routes import api_keys, email, ip_auth, smtp_users
+from mailgate.api.smtp2go.routes import (
+    activity,
+    api_keys,
+    archive,
+    email,
+    ip_auth,
+    smtp_users,
+    suppression,
+    templates,
+)
+from mailgate.api.smtp2go.routes import stats as stats_routes
+from mailgate.api.smtp2go.routes import webhooks as webhook_routes
 from mailgate.api.surface import Surface
 
 PREFIX = "/v3"
@@ -23,6 +34,12 @@ surface = Surface(
         smtp_users.router,
         smtp_users.users_router,
         ip_auth.router,
+        suppression.router,
+        activity.router,
+        archive.router,
+        stats_routes.router,
+        templates.router,
+        webhook_routes.router,
     ),
     render_error=render_error,
 )

@@ -15,12 +15,19 @@ from mailgate.services.accounts import Principal
 
 __all__ = [
     "AnyKey",
+    "EventReader",
     "IpAuthReader",
     "IpAuthWriter",
     "MessageReader",
     "MessageSender",
     "SmtpUserReader",
     "SmtpUserWriter",
+    "SuppressionReader",
+    "SuppressionWriter",
+    "TemplateReader",
+    "TemplateWriter",
+    "WebhookReader",
+    "WebhookWriter",
     "smtp2go_key",
 ]
 
@@ -49,3 +56,14 @@ SmtpUserReader = Annotated[Principal, Depends(require(Permission.SMTP_USERS_READ
 SmtpUserWriter = Annotated[Principal, Depends(require(Permission.SMTP_USERS_WRITE, smtp2go_key))]
 IpAuthReader = Annotated[Principal, Depends(require(Permission.IP_AUTH_READ, smtp2go_key))]
 IpAuthWriter = Annotated[Principal, Depends(require(Permission.IP_AUTH_WRITE, smtp2go_key))]
+TemplateReader = Annotated[Principal, Depends(require(Permission.TEMPLATES_READ, smtp2go_key))]
+TemplateWriter = Annotated[Principal, Depends(require(Permission.TEMPLATES_WRITE, smtp2go_key))]
+SuppressionReader = Annotated[
+    Principal, Depends(require(Permission.SUPPRESSIONS_READ, smtp2go_key))
+]
+SuppressionWriter = Annotated[
+    Principal, Depends(require(Permission.SUPPRESSIONS_WRITE, smtp2go_key))
+]
+EventReader = Annotated[Principal, Depends(require(Permission.EVENTS_READ, smtp2go_key))]
+WebhookReader = Annotated[Principal, Depends(require(Permission.WEBHOOKS_READ, smtp2go_key))]
+WebhookWriter = Annotated[Principal, Depends(require(Permission.WEBHOOKS_WRITE, smtp2go_key))]

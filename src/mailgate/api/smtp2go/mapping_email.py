@@ -29,6 +29,8 @@ from mailgate.services.messages import (
     submission_from_draft,
     submission_from_raw,
 )
+from mailgate.services.template_rendering import RenderedTemplate
+from mailgate.services.templates import fill_from_template
 from mailgate.store.models import Message, MessageRecipient
 
 __all__ = [
@@ -123,11 +125,11 @@ def _attachments(body: SendEmailRequest, issues: list[Issue]) -> list[Attachment
     return found
 
 
-def draft(body: SendEmailRequest) -> MessageDraft:
-    """A ``/email/send`` body as a domain draft; every problem found is reported at once."""
+def draft(body: SendEmailRequest, template: RenderedTemplate | None = None) -> MessageDraft:
+    """A ``/email/send`` body as a domain draft; every problem found is reported at once.
+    The rendered ``template`` fills the subject and bodies the request leaves out."""
     issues: list[Issue] = []
-    if body.template_id is not None:
-        issues.append(Issue("template_id", N_("Templates are not available yet."), "unsupported"))
+    subject, html, text = fill_from_template(body.subject, body.html_body, body.text_body, template)
     if body.subaccount_id is not None:
         issues.append(Issue("subaccount_id", N_("Subaccounts are not supported."), "unsupported"))
     sender: Mailbox | None = None
@@ -149,7 +151,7 @@ def draft(body: SendEmailRequest) -> MessageDraft:
             reply_to.append(parse_mailbox(body.reply_to, "reply_to"))
         except Invalid as exc:
             issues.extend(exc.issues)
-    if body.text_body is None and body.html_body is None and body.template_id is None:
+    if text is None and html is None:
         issues.append(Issue("text_body", N_("Give text_body, html_body or both."), "required"))
     headers: list[tuple[str, str]] = []
     for index, header in enumerate(body.custom_headers or ()):
@@ -169,9 +171,9 @@ def draft(body: SendEmailRequest) -> MessageDraft:
         cc=tuple(cc),
         bcc=tuple(bcc),
         reply_to=tuple(reply_to),
-        subject=body.subject or "",
-        text=body.text_body,
-        html=body.html_body,
+        subject=subject or "",
+        text=text,
+        html=html,
         headers=tuple(headers),
         attachments=tuple(attachments),
     )
@@ -206,9 +208,15 @@ def _schedule(value: str | None, now: datetime) -> datetime | None:
     return schedule(parse_instant(value, "schedule"), "schedule", now)
 
 
-def submission(body: SendEmailRequest, *, settings: Settings, now: datetime) -> Submission:
+def submission(
+    body: SendEmailRequest,
+    *,
+    settings: Settings,
+    now: datetime,
+    template: RenderedTemplate | None = None,
+) -> Submission:
     send_at = _schedule(body.schedule, now)
-    built = draft(body)
+    built = draft(body, template)
     try:
         return submission_from_draft(built, settings=settings, send_at=send_at)
     except Invalid as exc:

@@ -12,6 +12,12 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
+from mailgate.api.message_templates import (
+    STAND_IN,
+    render_one,
+    render_templates,
+    template_request,
+)
 from mailgate.api.messages_common import parse_instant, prefixed
 from mailgate.api.native import mapping_messages as mapping
 from mailgate.api.native.envelope import IdempotencyDep, envelope, listing
@@ -83,7 +89,13 @@ async def send_message(
     """Accept one message. A 201 means it is stored and queued (or scheduled)."""
 
     async def produce() -> dict[str, Any]:
-        submission = mapping.submission(body, settings=ctx.settings, now=datetime.now(UTC))
+        wanted = template_request(body.template_id, body.template_data)
+        template = await render_one(
+            ctx, principal.account_id, wanted, lambda stand_in: mapping.draft(body, stand_in)
+        )
+        submission = mapping.submission(
+            body, settings=ctx.settings, now=datetime.now(UTC), template=template
+        )
         accepted, providers = await _accept(ctx, principal, [submission])
         return envelope(request, mapping.accepted_out(accepted[0], submission, providers))
 
@@ -102,11 +114,21 @@ async def send_batch(
 
     async def produce() -> dict[str, Any]:
         now = datetime.now(UTC)
-        submissions: list[Submission] = []
+        wanted = [template_request(m.template_id, m.template_data) for m in body.messages]
         refused: list[Invalid] = []  # every bad message is reported, not just the first
+        try:
+            templates = await render_templates(ctx, principal.account_id, wanted)
+        except Invalid as exc:  # the rest is still checked, with stand-ins for the templates
+            refused.append(exc.renamed(_batch_field))
+            templates = [None if w is None else STAND_IN for w in wanted]
+        submissions: list[Submission] = []
         for index, message in enumerate(body.messages):
             try:
-                submissions.append(mapping.submission(message, settings=ctx.settings, now=now))
+                submissions.append(
+                    mapping.submission(
+                        message, settings=ctx.settings, now=now, template=templates[index]
+                    )
+                )
             except Invalid as exc:
                 refused.append(prefixed(exc, f"messages.{index}."))
         if refused:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, SessionDep
 from mailgate.api.fields import decode_cursor, encode_cursor
+from mailgate.api.message_templates import render_one, template_request
 from mailgate.api.messages_common import parse_instant
 from mailgate.api.responses import json_response
 from mailgate.api.routing import JsonAnyContentTypeRoute
@@ -62,8 +63,15 @@ async def send_email(
     principal: MessageSender,
 ) -> Response:
     """Send an email from its parts. ``succeeded`` counts the recipients queued (to, cc and
-    bcc); suppressed recipients are listed in ``failures``."""
-    submission = mapping.submission(body, settings=ctx.settings, now=datetime.now(UTC))
+    bcc); suppressed recipients are listed in ``failures``. ``template_id`` renders that
+    template with ``template_data``: its parts fill the subject and bodies not given."""
+    wanted = template_request(body.template_id, body.template_data)
+    template = await render_one(
+        ctx, principal.account_id, wanted, lambda stand_in: mapping.draft(body, stand_in)
+    )
+    submission = mapping.submission(
+        body, settings=ctx.settings, now=datetime.now(UTC), template=template
+    )
     return await _accept(request, ctx, principal, submission)
 
 

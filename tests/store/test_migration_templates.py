@@ -1,0 +1,139 @@
+"""The templates revision: the table matches the model on SQLite and PostgreSQL, full-access
+keys gain the template permissions, and it goes down and up again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from mailgate.store.db import Database, alembic_config, migrate
+from mailgate.store.models import Base
+
+BEFORE = "2026_11_21_bounce_intake"
+REVISION = "2026_11_22_templates"
+ISSUE_4_PERMISSIONS = [
+    "providers:read",
+    "providers:write",
+    "keys:read",
+    "messages:send",
+    "messages:read",
+    "smtp_users:read",
+    "smtp_users:write",
+    "ip_auth:read",
+    "ip_auth:write",
+]
+
+
+def run(url: str, sql: str, **params: Any) -> list[Any]:
+    async def go() -> list[Any]:
+        database = Database(url)
+        try:
+            async with database.session() as session:
+                result = await session.execute(text(sql), params)
+                rows = list(result.all()) if sql.lstrip().upper().startswith("SELECT") else []
+                await session.commit()
+                return rows
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
+
+
+def on_connection(url: str, work: Any) -> Any:
+    async def go() -> Any:
+        database = Database(url)
+        try:
+            async with database.engine.connect() as connection:
+                return await connection.run_sync(work)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(go())
+
+
+def template_differences(url: str) -> list[Any]:
+    def compare(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    return [d for d in on_connection(url, compare) if "templates" in repr(d)]
+
+
+def tables(url: str) -> set[str]:
+    found: set[str] = on_connection(url, lambda c: set(inspect(c).get_table_names()))
+    return found
+
+
+def indexes(url: str) -> set[str]:
+    def look(connection: Connection) -> set[str]:
+        inspector = inspect(connection)
+        named = {str(i["name"]) for i in inspector.get_indexes("templates")}
+        return named | {str(u["name"]) for u in inspector.get_unique_constraints("templates")}
+
+    found: set[str] = on_connection(url, look)
+    return found
+
+
+def permissions(url: str) -> dict[str, list[str]]:
+    rows = run(url, "SELECT name, permissions FROM api_keys ORDER BY id")
+    return {name: value if isinstance(value, list) else json.loads(value) for name, value in rows}
+
+
+def test_the_table_matches_the_model(fresh_database_url: str) -> None:
+    assert template_differences(fresh_database_url) == []
+    assert {
+        "ix_templates_account_id",
+        "uq_templates_account_name",
+        "uq_templates_account_public_id",
+    } <= indexes(fresh_database_url)
+
+
+def test_down_and_up_again_with_permissions(fresh_database_url: str) -> None:
+    url = fresh_database_url
+    command.downgrade(alembic_config(url), BEFORE)
+    assert "templates" not in tables(url)
+    run(
+        url,
+        "INSERT INTO accounts (name, email, is_root, created_at) "
+        "VALUES ('a', 'a@example.com', false, CURRENT_TIMESTAMP)",
+    )
+    account = run(url, "SELECT id FROM accounts")[0][0]
+    for name, held in (("full", ISSUE_4_PERMISSIONS), ("sender", ["messages:send"])):
+        run(
+            url,
+            "INSERT INTO api_keys (account_id, name, prefix, key_hash, permissions, created_at) "
+            "VALUES (:account, :name, :prefix, :hash, :permissions, CURRENT_TIMESTAMP)",
+            account=account,
+            name=name,
+            prefix=f"mg_{name}",
+            hash=name.encode().ljust(32, b"\0"),
+            permissions=json.dumps(held),
+        )
+
+    command.upgrade(alembic_config(url), REVISION)
+    held = permissions(url)
+    assert held["full"] == [*ISSUE_4_PERMISSIONS, "templates:read", "templates:write"]
+    assert held["sender"] == ["messages:send"]  # a limited key stays limited
+    run(
+        url,
+        "INSERT INTO templates (public_id, account_id, name, subject, html_body, text_body, "
+        "sample_data, tags, created_at, updated_at) VALUES ('tmpl_1', :account, 'welcome', "
+        "'Hi {{ name }}', '', 'Hi', '{}', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+        account=account,
+    )
+
+    command.downgrade(alembic_config(url), BEFORE)
+    assert "templates" not in tables(url)
+    assert permissions(url)["full"] == ISSUE_4_PERMISSIONS
+
+    migrate(url)
+    assert "templates" in tables(url)
+    assert template_differences(url) == []
+    assert {"templates:read", "templates:write"} <= set(permissions(url)["full"])
