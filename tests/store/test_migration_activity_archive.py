@@ -8,14 +8,11 @@ import json
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
+from migration_support import all_differences, on_connection, run
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
-from test_migration_bounce_intake import on_connection, run
 
 from mailgate.store.db import alembic_config, migrate
-from mailgate.store.models import Base
 
 BEFORE = "2026_11_22_tracking"
 INDEXES = {
@@ -41,11 +38,7 @@ ADDED = ["suppressions:read", "suppressions:write", "events:read"]
 def my_differences(url: str) -> list[Any]:
     """What autogenerate would change about this revision's columns and indexes."""
 
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    return [d for d in on_connection(url, compare) if any(name in repr(d) for name in MINE)]
+    return [d for d in all_differences(url) if any(name in repr(d) for name in MINE)]
 
 
 def schema(url: str) -> tuple[set[str], dict[str, set[str]]]:

@@ -5,13 +5,9 @@ with foreign keys on would cascade-delete its dependants), and head matches the 
 from __future__ import annotations
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection
-from test_migration_bounce_intake import on_connection, run
+from migration_support import all_differences, run
 
 from mailgate.store.db import alembic_config, migrate
-from mailgate.store.models import Base
 
 BEFORE = "2026_11_21_smtp_users"  # the last revision before bounce intake and issue 5's
 TABLES = (
@@ -90,15 +86,6 @@ def fill(url: str) -> None:
     )
 
 
-def differences(url: str) -> list[object]:
-    def compare(connection: Connection) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    result: list[object] = on_connection(url, compare)
-    return result
-
-
 def test_down_and_up_through_every_new_revision_keeps_every_row(fresh_database_url: str) -> None:
     url = fresh_database_url
     command.downgrade(alembic_config(url), BEFORE)
@@ -108,11 +95,11 @@ def test_down_and_up_through_every_new_revision_keeps_every_row(fresh_database_u
 
     migrate(url)
     assert counts(url) == filled
-    assert differences(url) == []
+    assert all_differences(url) == []
 
     command.downgrade(alembic_config(url), BEFORE)
     assert counts(url) == filled
 
     migrate(url)
     assert counts(url) == filled
-    assert differences(url) == []
+    assert all_differences(url) == []

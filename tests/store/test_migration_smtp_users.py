@@ -3,19 +3,14 @@ and up again, and full-access API keys keep full access across it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from migration_support import all_differences, run
 
 from mailgate.domain import Permission
-from mailgate.store.db import Database, alembic_config, migrate
-from mailgate.store.models import Base
+from mailgate.store.db import alembic_config, migrate
 
 TABLES = {"smtp_users", "ip_auth_networks"}
 BEFORE = "2026_11_21_messages"
@@ -23,35 +18,8 @@ FULL = ["providers:read", "providers:write", "keys:read", "messages:send", "mess
 ADDED = ["smtp_users:read", "smtp_users:write", "ip_auth:read", "ip_auth:write"]
 
 
-def run(url: str, sql: str, **params: Any) -> list[Any]:
-    async def go() -> list[Any]:
-        database = Database(url)
-        try:
-            async with database.session() as session:
-                result = await session.execute(text(sql), params)
-                rows = list(result.all()) if result.returns_rows else []
-                await session.commit()
-                return rows
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
-
-
 def differences(url: str) -> list[Any]:
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    async def go() -> list[Any]:
-        database = Database(url)
-        try:
-            async with database.engine.connect() as connection:
-                return await connection.run_sync(compare)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
+    return all_differences(url)
 
 
 def _table_of(diff: Any) -> str | None:

@@ -8,52 +8,18 @@ import asyncio
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from migration_support import all_differences, on_connection, run
+from sqlalchemy import inspect
 
 from mailgate.services.stats_rollup import roll_up
 from mailgate.store.db import Database, alembic_config, migrate
-from mailgate.store.models import Base
 
 BEFORE = "2026_11_22_activity_archive"
 TABLES = {"stats_hourly", "stats_rollup_state"}
 
 
-def run(url: str, sql: str, **params: Any) -> list[Any]:
-    async def go() -> list[Any]:
-        database = Database(url)
-        try:
-            async with database.session() as session:
-                result = await session.execute(text(sql), params)
-                rows = list(result.all()) if sql.lstrip().upper().startswith("SELECT") else []
-                await session.commit()
-                return rows
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
-
-
-def on_connection(url: str, work: Any) -> Any:
-    async def go() -> Any:
-        database = Database(url)
-        try:
-            async with database.engine.connect() as connection:
-                return await connection.run_sync(work)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
-
-
 def differences(url: str) -> list[Any]:
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    return [d for d in on_connection(url, compare) if TABLES & set(_names(d))]
+    return [d for d in all_differences(url) if TABLES & set(_names(d))]
 
 
 def _names(diff: Any) -> list[str]:

@@ -3,18 +3,15 @@ keys gain the template permissions, and it goes down and up again."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from migration_support import all_differences, on_connection, run
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from mailgate.store.db import Database, alembic_config, migrate
-from mailgate.store.models import Base
+from mailgate.store.db import alembic_config, migrate
 
 BEFORE = "2026_11_21_bounce_intake"
 REVISION = "2026_11_22_templates"
@@ -31,39 +28,8 @@ ISSUE_4_PERMISSIONS = [
 ]
 
 
-def run(url: str, sql: str, **params: Any) -> list[Any]:
-    async def go() -> list[Any]:
-        database = Database(url)
-        try:
-            async with database.session() as session:
-                result = await session.execute(text(sql), params)
-                rows = list(result.all()) if sql.lstrip().upper().startswith("SELECT") else []
-                await session.commit()
-                return rows
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
-
-
-def on_connection(url: str, work: Any) -> Any:
-    async def go() -> Any:
-        database = Database(url)
-        try:
-            async with database.engine.connect() as connection:
-                return await connection.run_sync(work)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
-
-
 def template_differences(url: str) -> list[Any]:
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    return [d for d in on_connection(url, compare) if "templates" in repr(d)]
+    return [d for d in all_differences(url) if "templates" in repr(d)]
 
 
 def tables(url: str) -> set[str]:

@@ -4,18 +4,15 @@ PostgreSQL and goes down and up again with the rows intact."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from migration_support import all_differences, on_connection, run
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from mailgate.store.db import Database, alembic_config, migrate
-from mailgate.store.models import Base
+from mailgate.store.db import alembic_config, migrate
 
 BEFORE = "2026_11_22_webhooks"
 REVISION = "2026_11_22_tracking"
@@ -24,33 +21,6 @@ COLUMNS = {
     "messages": {"track_opens", "track_clicks", "list_unsubscribe"},
     "events": {"user_agent", "client_ip", "url", "automated"},
 }
-
-
-def run(url: str, sql: str, **params: Any) -> list[Any]:
-    async def go() -> list[Any]:
-        database = Database(url)
-        try:
-            async with database.session() as session:
-                result = await session.execute(text(sql), params)
-                rows = list(result.all()) if sql.lstrip().upper().startswith("SELECT") else []
-                await session.commit()
-                return rows
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
-
-
-def on_connection(url: str, work: Any) -> Any:
-    async def go() -> Any:
-        database = Database(url)
-        try:
-            async with database.engine.connect() as connection:
-                return await connection.run_sync(work)
-        finally:
-            await database.dispose()
-
-    return asyncio.run(go())
 
 
 def columns(url: str) -> dict[str, set[str]]:
@@ -65,10 +35,6 @@ def columns(url: str) -> dict[str, set[str]]:
 def our_differences(url: str) -> list[Any]:
     """Differences between the database and the models that touch our columns."""
 
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
     def ours(diff: Any) -> bool:
         # ("add_column", schema, table, Column) / ("remove_column", ...) or, nested in a
         # list, ("modify_type", schema, table, column name, ...)
@@ -79,7 +45,7 @@ def our_differences(url: str) -> list[Any]:
         name = column if isinstance(column, str) else getattr(column, "name", None)
         return table in COLUMNS and name in COLUMNS[table]
 
-    return [d for d in on_connection(url, compare) if ours(d)]
+    return [d for d in all_differences(url) if ours(d)]
 
 
 def test_the_columns_match_the_models(fresh_database_url: str) -> None:

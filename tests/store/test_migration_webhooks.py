@@ -7,14 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
+from migration_support import all_differences, on_connection, run
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
-from test_migration_bounce_intake import on_connection, run
 
 from mailgate.store.db import alembic_config, migrate
-from mailgate.store.models import Base
 
 BEFORE = "2026_11_22_templates"
 THIS = "2026_11_22_webhooks"
@@ -37,11 +34,7 @@ FULL_ACCESS = [
 def differences_in(url: str, names: set[str]) -> list[Any]:
     """What autogenerate would change in the tables ``names`` (other tables are others')."""
 
-    def compare(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
-
-    return [d for d in on_connection(url, compare) if _mentions(d, names)]
+    return [d for d in all_differences(url) if _mentions(d, names)]
 
 
 def _mentions(diff: Any, names: set[str]) -> bool:
