@@ -9,9 +9,9 @@ its worker (see :mod:`mailgate.delivery.coordination` for how processes share de
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mailgate.config import Settings
 from mailgate.delivery.coordination import DeliveryLock, WakeListener, WakeSender
@@ -36,8 +36,6 @@ class Node:
     box: SecretBox
     accepter: AcceptBatcher
     rate_limiter: KeyRateLimiter  # per API key; its storage also counts SMTP users' sending
-    # Called after mail is committed, so a worker picks it up without polling.
-    wake_workers: Callable[[], None] = field(default=lambda: None)
 
 
 @asynccontextmanager
@@ -134,14 +132,14 @@ async def _wire_delivery(
     settings = node.settings
     if delivers:
         assert worker is not None
-        node.wake_workers = worker.wake
+        node.accepter.wake = worker.wake
         listener = WakeListener(settings.data_dir, worker.wake)
         await listener.start()
         stack.callback(listener.close)
     else:  # the delivering process (another `serve` one, or a `mailgate worker`): nudge it
         sender = WakeSender(settings.data_dir)
         stack.callback(sender.close)
-        node.wake_workers = sender
+        node.accepter.wake = sender
         if worker is not None:  # mail it gives back is for the deliverer too
             worker.nudge_deliverer = sender
     if worker is None:

@@ -89,13 +89,12 @@ class Bench:
             )
             for i in range(count)
         ]
-        async with self.database.session() as session:
-            accepted = await messages.accept(
-                session=session,
-                account_id=self.account_id,
-                submissions=submissions,
-                settings=self.settings,
-            )
+        accepted = await messages.accept(
+            database=self.database,
+            account_id=self.account_id,
+            submissions=submissions,
+            settings=self.settings,
+        )
         return [a.message.public_id for a in accepted]
 
     async def message(self, public_id: str) -> Message:

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from queue_support import Bench, bench
@@ -266,10 +267,9 @@ async def test_claims_never_overlap(
         await b.send(60)
 
         async def one_claim(worker_id: str) -> list[int]:
-            async with b.database.session() as session:
-                return await claim_due(
-                    session, worker_id=worker_id, limit=7, lease_seconds=60, now=utcnow()
-                )
+            return await b.database.write(
+                partial(claim_due, worker_id=worker_id, limit=7, lease_seconds=60, now=utcnow())
+            )
 
         batches = await asyncio.gather(*(one_claim(f"w{i}") for i in range(12)))
         claimed = [i for batch in batches for i in batch]

@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -82,13 +83,14 @@ async def send(
         )
         submission = submission_from_draft(draft, settings=world.settings)
     lease = Lease(owner="test-worker", seconds=300, limit=1)
-    async with world.database.session() as session:
-        [[accepted]], jobs = await accept_groups(
-            session=session,
+    [[accepted]], jobs = await world.database.write(
+        partial(
+            accept_groups,
             groups=[(world.account_id, [submission])],
             settings=world.settings,
             lease=lease,
         )
+    )
     outcomes = outcomes or {}
     for job in jobs:
         results = tuple(
@@ -106,9 +108,7 @@ async def send(
         planned = plan(
             job, Attempt(results=results, provider_id=None), now=now, retry=RetryPolicy([60])
         )
-        async with world.database.session() as session:
-            await write(session, [planned], now=now)
-            await session.commit()
+        await world.database.write(partial(write, plans=[planned], now=now))
     message = accepted.message
     return Sent(message.id, message.message_id_header, world.verp.return_path(message.id))
 

@@ -38,7 +38,7 @@ async def _fill(database: Database, settings: Settings, days_old: float) -> dict
             for status in STATUSES
         ]
         accepted = await messages.accept(
-            session=session, account_id=account.id, submissions=submissions, settings=settings
+            database=database, account_id=account.id, submissions=submissions, settings=settings
         )
         made = {}
         for item, status in zip(accepted, STATUSES, strict=True):

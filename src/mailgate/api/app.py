@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,12 +56,16 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Unique, not secret: a random prefix per process and a counter (a random id per
+        # request cost a getrandom() system call each).
+        self._prefix = "req_" + secrets.token_hex(6)
+        self._numbers = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + secrets.token_hex(12)
+        request_id = f"{self._prefix}{next(self._numbers):012x}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
 
@@ -113,7 +118,6 @@ def create_app(
                 smtp_tests=SmtpTestRunner(node.database, node.box, settings),
                 accepter=node.accepter,
                 principals=PrincipalCache(node.database, settings.api_key_cache_seconds),
-                wake_workers=node.wake_workers,
             )
             app.state.ctx = ctx
             try:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mailgate.config import Settings
 from mailgate.security.rate_limit import KeyRateLimiter
@@ -25,5 +24,3 @@ class AppContext:
     smtp_tests: SmtpTestRunner
     accepter: AcceptBatcher
     principals: PrincipalCache
-    # Called after mail is committed, so in-process workers pick it up without polling.
-    wake_workers: Callable[[], None] = field(default=lambda: None)

@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.delivery.queue import PENDING, DeliveryJob
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.smtp_pool import RecipientResult
 from mailgate.domain import EventType, MessageStatus, Outcome, RecipientStatus
 from mailgate.services.bounce_reports import BounceClass
-from mailgate.services.suppressions import SuppressionReason, suppress
+from mailgate.services.suppressions import SuppressionReason, add_suppressed
 from mailgate.store.models import Event, Message, MessageRecipient, table_of
 
 __all__ = ["THROTTLE_DELAY", "Attempt", "OutcomePlan", "final_status", "plan", "write"]
@@ -196,36 +196,30 @@ _EXPIRE_RECIPIENT: Final = (
 )
 
 
-async def write(session: AsyncSession, plans: Sequence[OutcomePlan], *, now: datetime) -> None:
-    """Apply ``plans`` in the caller's transaction (the caller commits)."""
+def write(session: Session, plans: Sequence[OutcomePlan], *, now: datetime) -> None:
+    """Apply ``plans`` in the caller's transaction (see :meth:`Database.write`)."""
     if not plans:
         return
     expired = [row for p in plans for row in p.expired]
     if expired:  # the failed events of expired mail repeat each recipient's last reply
-        await _fill_last_replies(session, plans)
-        await session.execute(_EXPIRE_RECIPIENT, expired)
+        _fill_last_replies(session, plans)
+        session.execute(_EXPIRE_RECIPIENT, expired)
     recipients = [row for p in plans for row in p.recipients]
     if recipients:
-        await session.execute(_UPDATE_RECIPIENT, recipients)
-    await session.execute(_UPDATE_MESSAGE, [p.message for p in plans])
+        session.execute(_UPDATE_RECIPIENT, recipients)
+    session.execute(_UPDATE_MESSAGE, [p.message for p in plans])
     events = [row for p in plans for row in p.events]
     if events:
-        await session.execute(insert(table_of(Event)), events)
+        session.execute(insert(table_of(Event)), events)
     for p in plans:
         for address, reply in p.bounced:
-            await suppress(
-                session=session,
-                account_id=p.account_id,
-                address=address,
-                reason=SuppressionReason.HARD_BOUNCE,
-                detail=reply,
-            )
+            add_suppressed(session, p.account_id, address, SuppressionReason.HARD_BOUNCE, reply)
 
 
-async def _fill_last_replies(session: AsyncSession, plans: Sequence[OutcomePlan]) -> None:
+def _fill_last_replies(session: Session, plans: Sequence[OutcomePlan]) -> None:
     wanted = {(row["b_message_id"], row["b_address"]) for p in plans for row in p.expired}
     message_ids = {message_id for message_id, _ in wanted}
-    rows = await session.execute(
+    rows = session.execute(
         select(_r.message_id, _r.address, _r.last_code, _r.last_reply).where(
             _r.message_id.in_(message_ids)
         )

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.delivery.personalize import Engagement
 from mailgate.domain import RecipientStatus
@@ -87,10 +87,11 @@ class Handoff(Protocol):
     def adopt(self, jobs: Sequence[DeliveryJob]) -> None: ...
 
 
-async def claim_due(
-    session: AsyncSession, *, worker_id: str, limit: int, lease_seconds: float, now: datetime
+def claim_due(
+    session: Session, *, worker_id: str, limit: int, lease_seconds: float, now: datetime
 ) -> list[int]:
-    """Lease up to ``limit`` due messages to ``worker_id``; their ids, oldest due first."""
+    """Lease up to ``limit`` due messages to ``worker_id`` in the caller's transaction; their
+    ids, oldest due first."""
     due = (
         select(Message.id)
         .where(
@@ -103,7 +104,7 @@ async def claim_due(
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    claimed = await session.execute(
+    claimed = session.execute(
         update(Message)
         .where(Message.id.in_(due.scalar_subquery()))
         .values(
@@ -114,19 +115,15 @@ async def claim_due(
         .returning(Message.id)
         .execution_options(synchronize_session=False)
     )
-    ids = sorted(claimed.scalars())
-    await session.commit()
-    return ids
+    return sorted(claimed.scalars())
 
 
-async def load_jobs(
-    session: AsyncSession, *, worker_id: str, message_ids: Sequence[int]
-) -> list[DeliveryJob]:
+def load_jobs(session: Session, *, worker_id: str, message_ids: Sequence[int]) -> list[DeliveryJob]:
     """The jobs for messages leased to ``worker_id`` (two queries for any number)."""
     if not message_ids:
         return []
     rows = (
-        await session.execute(
+        session.execute(
             select(
                 Message.id,
                 Message.account_id,
@@ -152,7 +149,7 @@ async def load_jobs(
     ).all()
     pending: dict[int, list[str]] = {row.id: [] for row in rows}
     settled: dict[int, list[str]] = {row.id: [] for row in rows}
-    recipients = await session.execute(
+    recipients = session.execute(
         select(MessageRecipient.message_id, MessageRecipient.address, MessageRecipient.status)
         .where(MessageRecipient.message_id.in_(list(pending)))
         .order_by(MessageRecipient.id)

@@ -17,12 +17,13 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Final
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.circuit import CircuitBreaker
@@ -189,16 +190,21 @@ class Worker:
         raise TimeoutError("the queue did not drain in time")
 
     async def claim(self, limit: int) -> list[DeliveryJob]:
-        """Lease due messages to this worker and load them (three statements in all)."""
-        async with self.database.writing() as session:
-            ids = await claim_due(
+        """Lease due messages to this worker and load them (three statements, one
+        transaction)."""
+        lease_seconds, now = self.settings.queue_lease_seconds, utcnow()
+
+        def transaction(session: Session) -> list[DeliveryJob]:
+            ids = claim_due(
                 session,
                 worker_id=self.worker_id,
                 limit=limit,
-                lease_seconds=self.settings.queue_lease_seconds,
-                now=utcnow(),
+                lease_seconds=lease_seconds,
+                now=now,
             )
-            return await load_jobs(session, worker_id=self.worker_id, message_ids=ids)
+            return load_jobs(session, worker_id=self.worker_id, message_ids=ids)
+
+        return await self.database.write(transaction)
 
     async def close(self) -> None:
         if self._retiring:
@@ -341,34 +347,43 @@ class Worker:
     async def _record(self, items: Sequence[tuple[DeliveryJob, _Tried]]) -> list[None]:
         """Record the outcomes of many attempts in one transaction (group commit)."""
         now = utcnow()
-        async with self.database.writing() as session:
-            ours = select(Message.id).where(
-                Message.id.in_([job.message_id for job, _ in items]),
-                Message.lease_owner == self.worker_id,
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                ours = ours.with_for_update()
-            still_ours = set((await session.execute(ours)).scalars())
-            # a job whose lease ran out (and someone else may hold now) is left alone
-            kept = [(job, t) for job, t in items if job.message_id in still_ours]
-            plans = [plan(job, t.attempt, now=now, retry=self.retry) for job, t in kept]
-            await write(session, plans, now=now)
-            used = {t.attempt.provider_id for _, t in kept} - {None}
-            for provider_id in sorted(p for p in used if p is not None):
-                if self._note_used(provider_id):
-                    await session.execute(
-                        update(Provider)
-                        .where(Provider.id == provider_id)
-                        # keep updated_at: it says when the settings last changed
-                        .values(last_used_at=now, updated_at=Provider.updated_at)
-                        .execution_options(synchronize_session=False)
-                    )
-            for _, tried in kept:
-                await self._note_circuits(session, tried)
-            await session.commit()
+        used = {t.attempt.provider_id for _, t in items} - {None}
+        touched = sorted(p for p in used if p is not None and self._note_used(p))
+        kept = await self.database.write(partial(self._write_outcomes, items, now, touched))
         if any(t.attempt.given_back for _, t in kept):
             self.nudge_deliverer()
         return [None] * len(items)
+
+    def _write_outcomes(
+        self,
+        items: Sequence[tuple[DeliveryJob, _Tried]],
+        now: datetime,
+        touched: Sequence[int],
+        session: Session,
+    ) -> list[tuple[DeliveryJob, _Tried]]:
+        """The transaction of :meth:`_record`; the attempts it recorded."""
+        ours = select(Message.id).where(
+            Message.id.in_([job.message_id for job, _ in items]),
+            Message.lease_owner == self.worker_id,
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            ours = ours.with_for_update()
+        still_ours = set(session.execute(ours).scalars())
+        # a job whose lease ran out (and someone else may hold now) is left alone
+        kept = [(job, t) for job, t in items if job.message_id in still_ours]
+        plans = [plan(job, t.attempt, now=now, retry=self.retry) for job, t in kept]
+        write(session, plans, now=now)
+        for provider_id in touched:
+            session.execute(
+                update(Provider)
+                .where(Provider.id == provider_id)
+                # keep updated_at: it says when the settings last changed
+                .values(last_used_at=now, updated_at=Provider.updated_at)
+                .execution_options(synchronize_session=False)
+            )
+        for _, tried in kept:
+            _note_circuits(session, tried)
+        return kept
 
     def _note_used(self, provider_id: int) -> bool:
         """Whether to write ``last_used_at`` now: at most every few seconds per provider, so
@@ -379,26 +394,27 @@ class Worker:
         self._last_used_written[provider_id] = now
         return True
 
-    async def _note_circuits(self, session: AsyncSession, tried: _Tried) -> None:
-        """A tripped circuit shows on the provider as status ``error`` with the reason."""
-        for provider_id, reason in tried.opened:
-            await session.execute(
-                update(Provider)
-                .where(Provider.id == provider_id, Provider.is_enabled)
-                .values(
-                    status=ProviderStatus.ERROR.value,
-                    status_reason=stored_message(
-                        N_("Paused after repeated failures; it will be tried again: {detail}"),
-                        {"detail": reason[:500]},
-                    ),
-                )
+
+def _note_circuits(session: Session, tried: _Tried) -> None:
+    """A tripped circuit shows on the provider as status ``error`` with the reason."""
+    for provider_id, reason in tried.opened:
+        session.execute(
+            update(Provider)
+            .where(Provider.id == provider_id, Provider.is_enabled)
+            .values(
+                status=ProviderStatus.ERROR.value,
+                status_reason=stored_message(
+                    N_("Paused after repeated failures; it will be tried again: {detail}"),
+                    {"detail": reason[:500]},
+                ),
             )
-        for provider_id in tried.closed:
-            await session.execute(
-                update(Provider)
-                .where(Provider.id == provider_id, Provider.is_enabled)
-                .values(status=ProviderStatus.ACTIVE.value, status_reason=None)
-            )
+        )
+    for provider_id in tried.closed:
+        session.execute(
+            update(Provider)
+            .where(Provider.id == provider_id, Provider.is_enabled)
+            .values(status=ProviderStatus.ACTIVE.value, status_reason=None)
+        )
 
 
 def _has_quotas(route: Route) -> bool:

@@ -8,14 +8,16 @@ survive a crash.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import formataddr, quote
+from functools import partial
 from typing import Final
 
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.mime import BuiltMessage, build_message, parse_raw_message
@@ -30,8 +32,8 @@ from mailgate.domain import (
 )
 from mailgate.errors import Conflict, Invalid, Issue, MailgateError, NotFound, PayloadTooLarge
 from mailgate.i18n import N_
-from mailgate.services.providers import get_provider
-from mailgate.services.suppressions import find_suppressed
+from mailgate.services.providers import provider_by_ref
+from mailgate.services.suppressions import suppressed_among
 from mailgate.services.tracking import TrackingChoice, account_defaults, resolve
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
@@ -226,27 +228,31 @@ class Accepted:
 
 async def accept(
     *,
-    session: AsyncSession,
+    database: Database,
     account_id: int,
     submissions: Sequence[Submission],
     settings: Settings,
 ) -> list[Accepted]:
     """Commit every submission (all or none) and return what was queued and what refused."""
-    [accepted], _ = await accept_groups(
-        session=session, groups=[(account_id, submissions)], settings=settings
-    )
-    return accepted
+
+    def transaction(session: Session) -> list[Accepted]:
+        [accepted], _ = accept_groups(
+            session, groups=[(account_id, submissions)], settings=settings
+        )
+        return accepted
+
+    return await database.write(transaction)
 
 
-async def _provider_ids(
-    session: AsyncSession, account_id: int, submissions: Sequence[Submission]
+def _provider_ids(
+    session: Session, account_id: int, submissions: Sequence[Submission]
 ) -> dict[str, int]:
     providers: dict[str, int] = {}
     for index, submission in enumerate(submissions):
         ref = submission.provider_ref
         if ref is not None and ref not in providers:
             try:
-                found = await get_provider(session=session, account_id=account_id, ref=ref)
+                found = provider_by_ref(session, account_id=account_id, ref=ref)
             except NotFound as exc:
                 prefix = f"{index}." if len(submissions) > 1 else ""
                 raise Invalid.field(
@@ -256,18 +262,20 @@ async def _provider_ids(
     return providers
 
 
-async def accept_groups(
+def accept_groups(
+    session: Session,
     *,
-    session: AsyncSession,
     groups: Sequence[tuple[int, Sequence[Submission]]],
     settings: Settings,
     lease: Lease | None = None,
 ) -> tuple[list[list[Accepted]], list[DeliveryJob]]:
-    """Commit the submissions of several callers (account id, submissions) in ONE transaction:
-    one statement per table and one commit (one fsync) for all of them.
+    """Write the submissions of several callers (account id, submissions) in the caller's
+    transaction (see :meth:`Database.write`): one statement per table for all of them, so
+    one commit (one fsync) answers them all.
 
     With a ``lease``, up to ``lease.limit`` of the messages due now are inserted already
-    leased to its owner and returned as jobs, to be handed to that worker in memory."""
+    leased to its owner and returned as jobs, to be handed to that worker in memory once
+    the transaction has committed."""
     now = utcnow()
     expiry = timedelta(hours=settings.message_expiry_hours)
     wanted: dict[int, set[str]] = {}
@@ -276,17 +284,15 @@ async def accept_groups(
             address for s in submissions for address, _ in s.recipients
         )
     suppressed = {
-        account_id: frozenset(
-            await find_suppressed(session=session, account_id=account_id, addresses=addresses)
-        )
+        account_id: frozenset(suppressed_among(session, account_id, addresses))
         for account_id, addresses in wanted.items()
     }
-    engagement_defaults = await account_defaults(session=session, account_ids=wanted)
+    engagement_defaults = account_defaults(session, wanted)
     leases_left = lease.limit if lease is not None else 0
     answers: list[list[Accepted]] = []
     pending: list[_Pending] = []
     for account_id, submissions in groups:
-        providers = await _provider_ids(session, account_id, submissions)
+        providers = _provider_ids(session, account_id, submissions)
         refused_here = suppressed[account_id]
         results: list[Accepted] = []
         for submission in submissions:
@@ -334,8 +340,7 @@ async def accept_groups(
             pending.append(_Pending(message, submission, refused, leased))
             results.append(Accepted(message=message, accepted=queued, rejected=refused))
         answers.append(results)
-    await _insert(session, pending, now)
-    await session.commit()
+    _insert(session, pending, now)
     jobs = [
         DeliveryJob(
             message_id=p.message.id,
@@ -373,10 +378,10 @@ _MESSAGE_FIELDS: Final = tuple(
 )
 
 
-async def _insert(session: AsyncSession, pending: Sequence[_Pending], now: datetime) -> None:
+def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> None:
     """Every row of every message: one multi-row statement per table (Core, not the unit of
     work, whose per-object bookkeeping cost more than the SQL)."""
-    inserted = await session.execute(
+    inserted = session.execute(
         insert(table_of(Message)).returning(Message.public_id, Message.id),
         [{column: getattr(p.message, attr) for column, attr in _MESSAGE_FIELDS} for p in pending],
     )
@@ -415,7 +420,7 @@ async def _insert(session: AsyncSession, pending: Sequence[_Pending], now: datet
         (table_of(Event), events),
     ):
         if rows:
-            await session.execute(insert(table), rows)
+            session.execute(insert(table), rows)
 
 
 def _event(
@@ -589,7 +594,9 @@ class AcceptBatcher:
     transaction holding its messages has committed; one caller's bad input fails only it.
 
     With a ``handoff`` (the worker of this process), mail due now is committed already
-    leased to that worker and handed to it in memory: no claim, no load."""
+    leased to that worker and handed to it in memory: no claim, no load. After each commit
+    that queued mail for another worker, ``wake`` nudges the delivering process (once per
+    group, not per message: each nudge is a system call here and a wake-up there)."""
 
     def __init__(
         self,
@@ -602,6 +609,7 @@ class AcceptBatcher:
         self.database = database
         self.settings = settings
         self.handoff = handoff
+        self.wake: Callable[[], None] = lambda: None  # set by the node once delivery is wired
         self._group: GroupCommit[tuple[int, Sequence[Submission]], list[Accepted]] = GroupCommit(
             self._commit, max_batch=max_batch, isolate=MailgateError
         )
@@ -613,10 +621,11 @@ class AcceptBatcher:
         self, groups: Sequence[tuple[int, Sequence[Submission]]]
     ) -> list[list[Accepted]]:
         lease = self.handoff.lease() if self.handoff is not None else None
-        async with self.database.writing() as session:
-            answers, jobs = await accept_groups(
-                session=session, groups=groups, settings=self.settings, lease=lease
-            )
+        answers, jobs = await self.database.write(
+            partial(accept_groups, groups=groups, settings=self.settings, lease=lease)
+        )
         if jobs and self.handoff is not None:
             self.handoff.adopt(jobs)
+        if len(jobs) < sum(len(submissions) for _, submissions in groups):
+            self.wake()  # mail left in the table (or scheduled): the deliverer looks now
         return answers

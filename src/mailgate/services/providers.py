@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.transport import ProbeResult, TestMessage, probe
@@ -40,6 +41,7 @@ __all__ = [
     "get_default_provider",
     "get_provider",
     "list_providers",
+    "provider_by_ref",
     "quotas_of",
     "reason_of",
     "set_enabled",
@@ -224,6 +226,11 @@ async def delete_provider(*, session: AsyncSession, provider: Provider) -> None:
 
 async def get_provider(*, session: AsyncSession, account_id: int, ref: str | int) -> Provider:
     """Look a provider up by numeric id or public id, within one account."""
+    return await session.run_sync(provider_by_ref, account_id=account_id, ref=ref)
+
+
+def provider_by_ref(session: Session, *, account_id: int, ref: str | int) -> Provider:
+    """:func:`get_provider` inside a synchronous transaction (:meth:`Database.write`)."""
     query = select(Provider).where(Provider.account_id == account_id)
     text = str(ref).strip()
     if text.isdigit() and len(text) < 19:
@@ -232,7 +239,7 @@ async def get_provider(*, session: AsyncSession, account_id: int, ref: str | int
         query = query.where(Provider.public_id == text)
     else:
         raise NotFound(N_("No provider with id {id}."), id=text[:64])
-    provider = (await session.execute(query)).scalar_one_or_none()
+    provider = session.execute(query).scalar_one_or_none()
     if provider is None:
         raise NotFound(N_("No provider with id {id}."), id=text[:64])
     return provider

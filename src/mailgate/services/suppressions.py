@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailgate.errors import Conflict, Invalid, Issue, NotFound
@@ -36,6 +37,7 @@ __all__ = [
     "SuppressionKind",
     "SuppressionPage",
     "SuppressionReason",
+    "add_suppressed",
     "add_suppression",
     "already_suppressed",
     "count_suppressions",
@@ -48,6 +50,7 @@ __all__ = [
     "public_id",
     "remove_suppression",
     "suppress",
+    "suppressed_among",
 ]
 
 PUBLIC_ID_PREFIX: Final = "sup_"
@@ -143,6 +146,11 @@ async def find_suppressed(
     *, session: AsyncSession, account_id: int, addresses: Iterable[str]
 ) -> set[str]:
     """The given addresses (as given) that are suppressed, by address or by domain."""
+    return await session.run_sync(suppressed_among, account_id, addresses)
+
+
+def suppressed_among(session: Session, account_id: int, addresses: Iterable[str]) -> set[str]:
+    """:func:`find_suppressed` inside a synchronous transaction (:meth:`Database.write`)."""
     wanted = {address.lower(): address for address in addresses}
     if not wanted:
         return set()
@@ -150,7 +158,7 @@ async def find_suppressed(
     query = select(Suppression.value).where(
         Suppression.account_id == account_id, Suppression.value.in_(keys)
     )
-    found = set((await session.execute(query)).scalars())
+    found = set(session.execute(query).scalars())
     return {
         original
         for lowered, original in wanted.items()
@@ -158,7 +166,7 @@ async def find_suppressed(
     }
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -> Any:
+def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> Any:
     """``INSERT ... ON CONFLICT (account_id, value) DO NOTHING`` in the session's dialect."""
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
@@ -169,8 +177,8 @@ def _insert_ignoring_duplicates(session: AsyncSession, values: dict[str, Any]) -
     )
 
 
-async def _insert(
-    session: AsyncSession,
+def _insert(
+    session: Session,
     account_id: int,
     value: str,
     kind: SuppressionKind,
@@ -185,7 +193,7 @@ async def _insert(
         "detail": detail,
         "created_at": utcnow(),
     }
-    result = await session.execute(_insert_ignoring_duplicates(session, values))
+    result = session.execute(_insert_ignoring_duplicates(session, values))
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -199,9 +207,20 @@ async def suppress(
 ) -> None:
     """Add an address (no commit: it joins the caller's transaction). Already there: kept,
     with its first reason."""
+    await session.run_sync(add_suppressed, account_id, address, reason, detail)
+
+
+def add_suppressed(
+    session: Session,
+    account_id: int,
+    address: str,
+    reason: SuppressionReason,
+    detail: str | None = None,
+) -> None:
+    """:func:`suppress` inside a synchronous transaction (:meth:`Database.write`)."""
     value = address.lower()
     kind = SuppressionKind.EMAIL if "@" in value else SuppressionKind.DOMAIN
-    await _insert(session, account_id, value, kind, reason, detail)
+    _insert(session, account_id, value, kind, reason, detail)
 
 
 async def add_suppression(
@@ -218,7 +237,7 @@ async def add_suppression(
     suppressed: the existing entry, unchanged, with ``created`` False."""
     normalized, kind = parse_value(value, field, expected)
     text = _check_detail(detail)
-    created = await _insert(session, account_id, normalized, kind, reason, text)
+    created = await session.run_sync(_insert, account_id, normalized, kind, reason, text)
     await session.commit()
     row = await _by_value(session, account_id, normalized)
     if row is None:  # removed by another request between our insert and this read

@@ -16,6 +16,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.delivery.personalize import Engagement
 from mailgate.domain import EventType
@@ -87,14 +88,12 @@ def _of(account: Account) -> AccountTracking:
     return AccountTracking(account.track_opens, account.track_clicks, account.transactional)
 
 
-async def account_defaults(
-    *, session: AsyncSession, account_ids: Iterable[int]
-) -> dict[int, AccountTracking]:
+def account_defaults(session: Session, account_ids: Iterable[int]) -> dict[int, AccountTracking]:
     """Each account's defaults (one query for all)."""
     wanted = sorted(set(account_ids))
     if not wanted:
         return {}
-    rows = await session.execute(
+    rows = session.execute(
         select(Account.id, Account.track_opens, Account.track_clicks, Account.transactional).where(
             Account.id.in_(wanted)
         )

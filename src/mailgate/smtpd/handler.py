@@ -220,7 +220,6 @@ class RelayHandler:
         except Exception as exc:  # nothing was committed: the client keeps the message
             log.error("relay could not queue a message", error_type=type(exc).__name__)
             return replies.NOT_QUEUED
-        self.node.wake_workers()
         return replies.QUEUED.format(id=accepted.message.public_id)
 
     async def _take_report(self, raw: bytes, envelope: RelayEnvelope) -> str:

@@ -67,7 +67,6 @@ async def _accept(
     ctx: CtxDep, principal: Principal, submissions: Sequence[Submission]
 ) -> tuple[list[Accepted], dict[int, str]]:
     accepted = await ctx.accepter.accept(principal.account_id, submissions)
-    ctx.wake_workers()
     chosen = {a.message.provider_id for a in accepted} - {None}
     if not chosen:  # the common case needs no session at all
         return accepted, {}

@@ -51,7 +51,6 @@ async def _accept(
     request: Request, ctx: CtxDep, principal: Principal, submission: Submission
 ) -> Response:
     accepted = await ctx.accepter.accept(principal.account_id, [submission])
-    ctx.wake_workers()
     return json_response(envelope(request, mapping.send_result(accepted[0])))
 
 
