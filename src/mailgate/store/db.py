@@ -1,4 +1,5 @@
-"""Engine and session factory, and Alembic migrations run from code."""
+"""Engine and session factory, the one-hop write transactions, and Alembic migrations run
+from code."""
 
 from __future__ import annotations
 
