@@ -145,11 +145,16 @@ def make_settings(
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[LiveServer]:
-    """Run Mailgate with ``settings`` under uvicorn in a thread until the block ends."""
+def serve(settings: Settings, *, direct: bool = True) -> Iterator[LiveServer]:
+    """Run Mailgate with ``settings`` under uvicorn in a thread until the block ends
+    (``direct``: see ``create_app``)."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings, direct=direct),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="mailgate-test-server", daemon=True)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mailgate import __version__
 from mailgate.api import backoffice, docspace, mailsage, native, public, smtp2go
 from mailgate.api.context import AppContext
+from mailgate.api.direct import DirectRoutes, direct_routes
 from mailgate.api.problems import as_mailgate_error, describe
 from mailgate.api.surface import Surface
 from mailgate.config import Settings
@@ -98,10 +99,15 @@ async def render_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings | None = None, *, run_migrations: bool = True, settle_gc: bool = False
+    settings: Settings | None = None,
+    *,
+    run_migrations: bool = True,
+    settle_gc: bool = False,
+    direct: bool = True,
 ) -> FastAPI:
     """``settle_gc``: tune the garbage collector once started (a long-running server process;
-    not for tests, which build many apps in one process)."""
+    not for tests, which build many apps in one process). ``direct=False``: the direct routes
+    (api/direct.py) go through FastAPI too, for the tests that compare the two."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
@@ -135,11 +141,15 @@ def create_app(
         ),
         lifespan=lifespan,
     )
-    app.add_middleware(RequestContextMiddleware)
     # Busiest first: a request is matched against the routes in the order they were included.
     busiest_first = (native, smtp2go, mailsage, backoffice, docspace)
     for package in busiest_first:
         package.surface.include(app)
+    # The last added runs first: request ids and rate-limit headers for the direct routes too.
+    if direct:
+        routes = direct_routes(r for package in busiest_first for r in package.surface.routes())
+        app.add_middleware(DirectRoutes, routes=routes, render_error=render_error)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(public.router)  # tracking and unsubscribe links: no key, no envelope
     for exc_type in (MailgateError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(exc_type, render_error)

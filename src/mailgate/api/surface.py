@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mailgate.api.problems import Problem
+from mailgate.api.routing import MailgateRoute
 
 __all__ = ["KeyExtractor", "Surface"]
 
@@ -29,3 +30,10 @@ class Surface:
     def include(self, app: FastAPI) -> None:
         for router in self.routers:
             app.include_router(router, prefix=self.mount)
+
+    def routes(self) -> Iterator[tuple[str, MailgateRoute]]:
+        """``(full path, route)`` of each of its routes."""
+        for router in self.routers:
+            for route in router.routes:
+                if isinstance(route, MailgateRoute):
+                    yield self.mount + route.path, route

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, LanguageDep, SessionDep, require
+from mailgate.api.direct import direct
 from mailgate.api.message_templates import (
     STAND_IN,
     render_one,
@@ -78,6 +79,7 @@ async def _accept(
 
 
 @router.post("", status_code=201, response_model=MessageCreatedEnvelope, responses=ERRORS)
+@direct
 async def send_message(
     body: MessageCreate,
     request: Request,
@@ -102,6 +104,7 @@ async def send_message(
 
 
 @router.post("/batch", status_code=201, response_model=MessageBatchEnvelope, responses=ERRORS)
+@direct
 async def send_batch(
     body: MessageBatchCreate,
     request: Request,

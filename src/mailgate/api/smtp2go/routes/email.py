@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mailgate.api.deps import CtxDep, SessionDep
+from mailgate.api.direct import direct
 from mailgate.api.fields import decode_cursor, encode_cursor
 from mailgate.api.message_templates import render_one, template_request
 from mailgate.api.messages_common import parse_instant
@@ -55,6 +56,7 @@ async def _accept(
 
 
 @router.post("/send", response_model=SendEnvelope, responses=ERRORS)
+@direct
 async def send_email(
     body: SendEmailRequest,
     request: Request,
