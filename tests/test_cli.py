@@ -102,3 +102,11 @@ def test_a_second_start_prints_no_key(served: tuple[str, str, Path]) -> None:
     assert "Created the root account" not in output
     listed = run(data_dir, "keys", "list").stdout
     assert listed.count(" root ") == 1
+
+
+def test_the_access_log_is_off_unless_asked_for(tmp_path: Path) -> None:
+    for asked, env in ((False, {}), (True, {"MAILGATE_ACCESS_LOG": "true"})):
+        with serving(tmp_path, expect_key=not asked, **env) as served:
+            assert httpx.get(f"{served.base_url}/api/v1/providers").status_code == 401
+        output = "".join(served.output)  # all of it: the process has ended
+        assert ('"GET /api/v1/providers HTTP/1.1" 401' in output) is asked, output

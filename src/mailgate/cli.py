@@ -105,6 +105,7 @@ def serve(
         "host": host or settings.http_host,
         "port": port or settings.http_port,
         "log_level": settings.log_level,
+        "access_log": settings.access_log,
         "proxy_headers": False,
     }
     deliverer = None

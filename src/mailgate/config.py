@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         default="postmaster@example.com", description="Owner address of the root account."
     )
     log_level: str = "info"
+    access_log: bool = Field(
+        default=False,
+        description="A log line per HTTP request (uvicorn's access log). Off by default, as in "
+        "gunicorn: every accepted message is an event already, and at a thousand requests a "
+        "second the lines took a tenth of the API's CPU.",
+    )
     environment: Literal["development", "production"] = "development"
 
     # Upstream SMTP connections (connection tests now, delivery later).

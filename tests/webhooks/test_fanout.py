@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -78,14 +79,15 @@ async def _add_event(database: Database, account_id: int, event_id: int, kind: s
 
 
 async def _pass(database: Database, hold: float = 60.0) -> int:
-    async with database.writing() as session:
-        return await fan_out(
-            session,
+    return await database.write(
+        partial(
+            fan_out,
             now=utcnow(),
             batch=500,
             gap_hold=timedelta(seconds=hold),
             retry_for=timedelta(hours=24),
         )
+    )
 
 
 async def _outbox(database: Database) -> list[tuple[Any, ...]]:

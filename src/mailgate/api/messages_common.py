@@ -15,6 +15,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from functools import lru_cache
 from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, StringConstraints
@@ -155,8 +156,10 @@ def parse_mailbox_list(text: str, field: str) -> list[Mailbox]:
         raise Invalid.field(field, N_("Must be a valid email address."), "invalid_email") from exc
 
 
+@lru_cache(maxsize=1024)
 def mailbox_of_header(value: str) -> Mailbox:
-    """A stored ``From`` header (``formataddr`` output, maybe RFC 2047) as a mailbox."""
+    """A stored ``From`` header (``formataddr`` output, maybe RFC 2047) as a mailbox (cached:
+    most mail comes from a few senders, and each answer about a message names its sender)."""
     name, address = parseaddr(value)
     if name:
         with contextlib.suppress(LookupError, UnicodeDecodeError, ValueError):

@@ -39,10 +39,11 @@ import secrets
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import quoprimime
 from email.headerregistry import AddressHeader, HeaderRegistry
 from email.utils import format_datetime, make_msgid
+from functools import lru_cache
 from typing import Final
 
 from email_validator import validate_email
@@ -392,7 +393,16 @@ def _message_id_domain(checks: _Checks, configured: str | None, sender: str | No
 
 def _date(now: datetime | None) -> str:
     moment = now or datetime.now(UTC)
-    return format_datetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Keyed by the offset too: 12:00Z equals 14:00+02:00, but the header says which.
+    return _rfc5322_date(moment.replace(microsecond=0), moment.utcoffset())
+
+
+@lru_cache(maxsize=8)
+def _rfc5322_date(moment: datetime, _offset: timedelta | None) -> str:
+    """Formatted once per second (the header's precision), not once per message."""
+    return format_datetime(moment)
 
 
 def _attachment_part(checks: _Checks, index: int, attachment: Attachment) -> _Part | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -164,15 +166,31 @@ class PrincipalCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, Principal]] = {}
+        self._looking_up: dict[bytes, asyncio.Future[Principal]] = {}
 
     async def authenticate(self, presented: str | None) -> Principal:
         digest = hash_key(presented.strip()) if presented else b""
-        now = time.monotonic()
         hit = self._entries.get(digest)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        # One lookup per key at a time: when an entry expires under load, every request in
+        # flight misses at once, and each lookup's session would queue for the database.
+        pending = self._looking_up.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(digest, presented))
+            self._looking_up[digest] = pending
+            pending.add_done_callback(partial(self._looked_up, digest))
+        return await asyncio.shield(pending)
+
+    def _looked_up(self, digest: bytes, lookup: asyncio.Future[Principal]) -> None:
+        self._looking_up.pop(digest, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved, for the case where every waiter has gone
+
+    async def _look_up(self, digest: bytes, presented: str | None) -> Principal:
         async with self.database.session() as session:
             principal = await authenticate(session=session, presented=presented)
+        now = time.monotonic()
         if self.ttl <= 0:
             return principal
         if len(self._entries) >= self.max_entries:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from functools import partial
 from typing import Any, Final, cast
 
 import structlog
 from sqlalchemy import ColumnElement, Select, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import case
 
 from mailgate.store.db import Database
@@ -55,7 +56,7 @@ def hour_of(column: Any, dialect: str) -> ColumnElement[Any]:
     return func.substr(column, 1, 13).op("||")(literal(":00:00.000000"))
 
 
-def _dialect(session: AsyncSession) -> str:
+def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
@@ -91,7 +92,7 @@ def _additions(dialect: str, low: int, high: int) -> list[Select[Any]]:
     return [everything, tagged, by_sender]
 
 
-async def _add(session: AsyncSession, low: int, high: int) -> None:
+def _add(session: Session, low: int, high: int) -> None:
     dialect = _dialect(session)
     table = table_of(StatsHourly)
     module: Any = postgresql if dialect == "postgresql" else sqlite
@@ -104,55 +105,55 @@ async def _add(session: AsyncSession, low: int, high: int) -> None:
                 "bytes": table.c.bytes + statement.excluded.bytes,
             },
         )
-        await session.execute(statement)
+        session.execute(statement)
 
 
-async def _locked_state(session: AsyncSession) -> StatsRollupState:
+def _locked_state(session: Session) -> StatsRollupState:
     query = select(StatsRollupState).where(StatsRollupState.id == STATE_ID).with_for_update()
-    state = (await session.execute(query)).scalar_one_or_none()
+    state = (session.execute(query)).scalar_one_or_none()
     if state is None:  # the migration creates it; a database made another way may lack it
         module: Any = postgresql if _dialect(session) == "postgresql" else sqlite
-        await session.execute(
+        session.execute(
             module.insert(table_of(StatsRollupState))
             .values(id=STATE_ID, rolled_through=0, updated_at=utcnow())
             .on_conflict_do_nothing()
         )
-        state = (await session.execute(query)).scalar_one()
+        state = (session.execute(query)).scalar_one()
     return state
 
 
-async def _database_clock(session: AsyncSession) -> datetime:
-    return cast(datetime, (await session.execute(select(func.clock_timestamp()))).scalar_one())
+def _database_clock(session: Session) -> datetime:
+    return cast(datetime, (session.execute(select(func.clock_timestamp()))).scalar_one())
 
 
-async def _running_since(session: AsyncSession, moment: datetime) -> bool:
+def _running_since(session: Session, moment: datetime) -> bool:
     """Whether a transaction of this database that began before ``moment`` and has written
     (holds an xid) is still running, other than this one."""
     query = text(
         "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
         "AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL AND xact_start <= :moment)"
     )
-    return bool((await session.execute(query, {"moment": moment})).scalar_one())
+    return bool((session.execute(query, {"moment": moment})).scalar_one())
 
 
-async def _last_id(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.coalesce(func.max(Event.id), 0)))).scalar_one())
+def _last_id(session: Session) -> int:
+    return int((session.execute(select(func.coalesce(func.max(Event.id), 0)))).scalar_one())
 
 
-async def _settled_through(session: AsyncSession, state: StatsRollupState) -> int:
+def _settled_through(session: Session, state: StatsRollupState) -> int:
     """The highest event id below which no event can still appear."""
     if _dialect(session) != "postgresql":
-        return await _last_id(session)
+        return _last_id(session)
     pending, pending_at = state.pending_through, state.pending_at
     if pending is not None and pending_at is not None:
-        if await _running_since(session, pending_at):
+        if _running_since(session, pending_at):
             return state.rolled_through  # a transaction from before may still add ids
         if state.rolled_through < pending:
             return pending
         pending = None  # caught up with it: watch the ids visible now instead
     if pending is None:
-        state.pending_through = await _last_id(session)
-        state.pending_at = await _database_clock(session)
+        state.pending_through = _last_id(session)
+        state.pending_at = _database_clock(session)
     return state.rolled_through
 
 
@@ -162,22 +163,27 @@ async def roll_up(database: Database, *, batch: int = BATCH, max_batches: int | 
     covered = 0
     done = 0
     while max_batches is None or done < max_batches:
-        async with database.writing() as session:
-            state = await _locked_state(session)
-            target = await _settled_through(session, state)
-            low = state.rolled_through
-            if target <= low:
-                state.updated_at = utcnow()
-                await session.commit()
-                return covered
-            high = min(low + batch, target)
-            await _add(session, low, high)
-            state.rolled_through = high
-            state.updated_at = utcnow()
-            await session.commit()
-        covered += high - low
+        span = await database.write(partial(_roll_up_batch, batch=batch))
+        if span is None:
+            return covered
+        covered += span
         done += 1
     return covered
+
+
+def _roll_up_batch(session: Session, *, batch: int) -> int | None:
+    """One transaction: up to ``batch`` settled event ids added; their span, or None when
+    there was nothing to add."""
+    state = _locked_state(session)
+    target = _settled_through(session, state)
+    low = state.rolled_through
+    state.updated_at = utcnow()
+    if target <= low:
+        return None
+    high = min(low + batch, target)
+    _add(session, low, high)
+    state.rolled_through = high
+    return high - low
 
 
 async def run_rollups(database: Database, *, every: float, stop: asyncio.Event) -> None:

@@ -189,7 +189,7 @@ async def update_webhook(
     elif changes.is_enabled is False and row.is_enabled:
         row.is_enabled = False
         row.disabled_reason = None  # turned off by a person: no reason to report
-        await give_up_pending(session, row.id, now=utcnow())
+        await session.run_sync(give_up_pending, row.id, now=utcnow())
     await session.commit()
     return row
 

@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 from datetime import timedelta
+from functools import partial
 from typing import Final
 
 import httpx
@@ -69,25 +70,27 @@ class Dispatcher:
     async def step(self, client: httpx.AsyncClient) -> bool:
         """One fan-out pass and one claim; True when there may be more to do at once."""
         settings = self.settings
-        async with self.database.writing() as session:
-            read = await fanout.fan_out(
-                session,
+        read = await self.database.write(
+            partial(
+                fanout.fan_out,
                 now=utcnow(),
                 batch=FANOUT_BATCH,
                 gap_hold=timedelta(seconds=settings.webhook_gap_hold_seconds),
                 retry_for=timedelta(hours=settings.webhook_retry_hours),
             )
+        )
         room = settings.webhook_concurrency - len(self._in_flight)
         jobs: list[OutboxJob] = []
         if room > 0:
-            async with self.database.writing() as session:
-                jobs = await outbox.claim(
-                    session,
+            jobs = await self.database.write(
+                partial(
+                    outbox.claim,
                     owner=self.owner,
                     limit=room,
                     lease_seconds=settings.webhook_timeout_seconds + LEASE_MARGIN,
                     now=utcnow(),
                 )
+            )
         for job in jobs:
             task = asyncio.create_task(self._deliver(client, job))
             self._in_flight.add(task)
@@ -125,15 +128,16 @@ class Dispatcher:
                 timeout_seconds=self.settings.webhook_timeout_seconds,
             )
             attempted = Attempted(job, result.status_code, result.error, result.duration_ms)
-            async with self.database.writing() as session:
-                disabled = await outbox.record(
-                    session,
-                    attempted,
+            disabled = await self.database.write(
+                partial(
+                    outbox.record,
+                    attempted=attempted,
                     owner=self.owner,
                     now=utcnow(),
                     schedule=self.settings.webhook_retry_schedule,
                     disable=self.disable,
                 )
+            )
             if disabled:
                 log.warning("webhook disabled after repeated failures", webhook_id=job.webhook_id)
         except Exception:  # left leased: claimed again when the lease runs out

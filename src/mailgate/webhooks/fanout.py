@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mailgate.store.models import (
     WEBHOOK_PENDING,
@@ -93,15 +93,15 @@ def fill_gaps(
     return kept[-MAX_GAPS:], last
 
 
-async def _lock_cursor(session: AsyncSession) -> WebhookFanoutCursor | None:
+def _lock_cursor(session: Session) -> WebhookFanoutCursor | None:
     query = select(WebhookFanoutCursor).where(WebhookFanoutCursor.id == CURSOR_ID)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return (await session.execute(query)).scalar_one_or_none()
+    return (session.execute(query)).scalar_one_or_none()
 
 
-async def _subscribers(session: AsyncSession) -> dict[int, list[_Subscriber]]:
-    rows = await session.execute(
+def _subscribers(session: Session) -> dict[int, list[_Subscriber]]:
+    rows = session.execute(
         select(
             Webhook.id,
             Webhook.account_id,
@@ -120,21 +120,20 @@ async def _subscribers(session: AsyncSession) -> dict[int, list[_Subscriber]]:
     return found
 
 
-async def fan_out(
-    session: AsyncSession, *, now: datetime, batch: int, gap_hold: timedelta, retry_for: timedelta
+def fan_out(
+    session: Session, *, now: datetime, batch: int, gap_hold: timedelta, retry_for: timedelta
 ) -> int:
-    """One pass: read up to ``batch`` new (or late) events, write their outbox rows, move the
-    cursor, commit. Returns how many events were read (``batch``: call again)."""
-    cursor = await _lock_cursor(session)
+    """One pass, a transaction of ``Database.write``: read up to ``batch`` new (or late)
+    events, write their outbox rows, move the cursor. Returns how many events were read
+    (``batch``: call again)."""
+    cursor = _lock_cursor(session)
     if cursor is None:  # another dispatcher is fanning out right now
-        await session.rollback()
         return 0
-    subscribers = await _subscribers(session)
+    subscribers = _subscribers(session)
     if not subscribers:
-        newest = (await session.execute(select(func.max(Event.id)))).scalar() or 0
+        newest = (session.execute(select(func.max(Event.id)))).scalar() or 0
         cursor.last_event_id = max(cursor.last_event_id, newest)
         cursor.gaps = []
-        await session.commit()
         return 0
     held_since = (now - gap_hold).timestamp()
     gaps = [Gap(int(g[0]), int(g[1]), float(g[2])) for g in cursor.gaps]
@@ -142,7 +141,7 @@ async def fan_out(
     wanted: list[ColumnElement[bool]] = [Event.id > cursor.last_event_id]
     wanted += [Event.id.between(gap.low, gap.high) for gap in gaps]
     events = list(
-        (await session.execute(select(Event).where(or_(*wanted)).order_by(Event.id).limit(batch)))
+        (session.execute(select(Event).where(or_(*wanted)).order_by(Event.id).limit(batch)))
         .scalars()
         .all()
     )
@@ -150,15 +149,14 @@ async def fan_out(
         gaps, cursor.last_event_id, [e.id for e in events], now.timestamp()
     )
     cursor.gaps = [gap.as_json() for gap in gaps]
-    rows = await _deliveries(session, events, subscribers, now=now, retry_for=retry_for)
+    rows = _deliveries(session, events, subscribers, now=now, retry_for=retry_for)
     if rows:
-        await session.execute(_insert_ignoring_duplicates(session), rows)
-    await session.commit()
+        session.execute(_insert_ignoring_duplicates(session), rows)
     return len(events)
 
 
-async def _deliveries(
-    session: AsyncSession,
+def _deliveries(
+    session: Session,
     events: Sequence[Event],
     subscribers: dict[int, list[_Subscriber]],
     *,
@@ -173,7 +171,7 @@ async def _deliveries(
     ]
     if not matches:
         return []
-    facts = await _facts(session, {event.id: event for event, _ in matches}.values())
+    facts = _facts(session, {event.id: event for event, _ in matches}.values())
     return [
         {
             "public_id": DELIVERY_PREFIX + secrets.token_hex(12),
@@ -192,7 +190,7 @@ async def _deliveries(
     ]
 
 
-async def _facts(session: AsyncSession, events: Iterable[Event]) -> dict[int, EventFacts]:
+def _facts(session: Session, events: Iterable[Event]) -> dict[int, EventFacts]:
     """What each event's payload tells, in three queries for the whole batch."""
     events = list(events)
     message_ids = {e.message_id for e in events if e.message_id is not None}
@@ -200,9 +198,9 @@ async def _facts(session: AsyncSession, events: Iterable[Event]) -> dict[int, Ev
     messages: dict[int, Message] = {}
     recipients: dict[int, list[str]] = {}
     if message_ids:
-        found = await session.execute(select(Message).where(Message.id.in_(message_ids)))
+        found = session.execute(select(Message).where(Message.id.in_(message_ids)))
         messages = {m.id: m for m in found.scalars()}
-        listed = await session.execute(
+        listed = session.execute(
             select(MessageRecipient.message_id, MessageRecipient.address)
             .where(MessageRecipient.message_id.in_(message_ids))
             .order_by(MessageRecipient.id)
@@ -211,7 +209,7 @@ async def _facts(session: AsyncSession, events: Iterable[Event]) -> dict[int, Ev
             recipients.setdefault(message_id, []).append(address)
     providers: dict[int, str] = {}
     if provider_ids:
-        named = await session.execute(
+        named = session.execute(
             select(Provider.id, Provider.public_id).where(Provider.id.in_(provider_ids))
         )
         providers = {row.id: row.public_id for row in named}
@@ -242,7 +240,7 @@ async def _facts(session: AsyncSession, events: Iterable[Event]) -> dict[int, Ev
     return facts
 
 
-def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+def _insert_ignoring_duplicates(session: Session) -> Any:
     """An INSERT that leaves a (webhook, event) row already written as it is: each event is
     read once, but a second writer must never make a second delivery."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite

@@ -21,8 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from mailgate.i18n import N_, stored_message, translate_stored
 from mailgate.store.models import WEBHOOK_PENDING, Webhook, WebhookDelivery
@@ -80,10 +79,11 @@ class DisablePolicy:
     failures: int
 
 
-async def claim(
-    session: AsyncSession, *, owner: str, limit: int, lease_seconds: float, now: datetime
+def claim(
+    session: Session, *, owner: str, limit: int, lease_seconds: float, now: datetime
 ) -> list[OutboxJob]:
-    """Lease up to ``limit`` due deliveries to ``owner`` and load them; commits."""
+    """Lease up to ``limit`` due deliveries to ``owner`` and load them (a transaction of
+    ``Database.write``)."""
     earlier = aliased(WebhookDelivery)
     waiting_for_earlier = exists().where(
         earlier.webhook_id == WebhookDelivery.webhook_id,
@@ -109,7 +109,7 @@ async def claim(
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True, of=WebhookDelivery)
-    claimed = await session.execute(
+    claimed = session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id.in_(due.scalar_subquery()))
         .values(
@@ -123,7 +123,7 @@ async def claim(
     ids = sorted(claimed.scalars())
     jobs: list[OutboxJob] = []
     if ids:
-        rows = await session.execute(
+        rows = session.execute(
             select(
                 WebhookDelivery.id,
                 WebhookDelivery.public_id,
@@ -153,7 +153,6 @@ async def claim(
             )
             for row in rows
         ]
-    await session.commit()
     return jobs
 
 
@@ -163,8 +162,8 @@ def next_attempt(schedule: Sequence[float], attempts: int, now: datetime) -> dat
     return now + timedelta(seconds=delay)
 
 
-async def record(
-    session: AsyncSession,
+def record(
+    session: Session,
     attempted: Attempted,
     *,
     owner: str,
@@ -172,18 +171,18 @@ async def record(
     schedule: Sequence[float],
     disable: DisablePolicy,
 ) -> bool:
-    """Write what a POST did to its row and its webhook; commits. Returns whether the webhook
-    was disabled by it. A row whose lease was lost (to another dispatcher) is left alone."""
+    """Write what a POST did to its row and its webhook (a transaction of ``Database.write``).
+    Returns whether the webhook was disabled by it. A row whose lease was lost (to another
+    dispatcher) is left alone."""
     job = attempted.job
     row = (
-        await session.execute(
+        session.execute(
             select(WebhookDelivery).where(
                 WebhookDelivery.id == job.delivery_id, WebhookDelivery.lease_owner == owner
             )
         )
     ).scalar_one_or_none()
     if row is None:
-        await session.rollback()
         return False
     row.lease_owner = None
     row.lease_expires_at = None
@@ -195,7 +194,7 @@ async def record(
     if attempted.ok:
         row.status = DELIVERED
         row.delivered_at = now
-        await session.execute(
+        session.execute(
             hook.values(
                 consecutive_failures=0,
                 failing_since=None,
@@ -203,14 +202,13 @@ async def record(
                 updated_at=Webhook.updated_at,  # settings did not change
             )
         )
-        await session.commit()
         return False
     retry_at = next_attempt(schedule, row.attempts, now)
     if retry_at > row.retry_until:
         row.status = FAILED
     else:
         row.next_attempt_at = retry_at
-    await session.execute(
+    session.execute(
         hook.values(
             consecutive_failures=Webhook.consecutive_failures + 1,
             failing_since=func.coalesce(Webhook.failing_since, now),
@@ -218,16 +216,14 @@ async def record(
             updated_at=Webhook.updated_at,
         )
     )
-    disabled = await _disable_if_failing(session, attempted, now=now, policy=disable)
-    await session.commit()
-    return disabled
+    return _disable_if_failing(session, attempted, now=now, policy=disable)
 
 
-async def _disable_if_failing(
-    session: AsyncSession, attempted: Attempted, *, now: datetime, policy: DisablePolicy
+def _disable_if_failing(
+    session: Session, attempted: Attempted, *, now: datetime, policy: DisablePolicy
 ) -> bool:
     hook = (
-        await session.execute(select(Webhook).where(Webhook.id == attempted.job.webhook_id))
+        session.execute(select(Webhook).where(Webhook.id == attempted.job.webhook_id))
     ).scalar_one()
     if not (
         hook.is_enabled
@@ -245,13 +241,13 @@ async def _disable_if_failing(
             "error": translate_stored(attempted.error, "en") or "",
         },
     )
-    await give_up_pending(session, hook.id, now=now)
+    give_up_pending(session, hook.id, now=now)
     return True
 
 
-async def give_up_pending(session: AsyncSession, webhook_id: int, *, now: datetime) -> None:
+def give_up_pending(session: Session, webhook_id: int, *, now: datetime) -> None:
     """Mark a disabled webhook's pending rows given up (they stay in its log, replayable)."""
-    await session.execute(
+    session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == WEBHOOK_PENDING)
         .values(
