@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import formataddr, quote
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,7 @@ from mailgate.store.models import (
     MessageContent,
     MessageRecipient,
     MessageTag,
+    as_loaded,
     table_of,
     utcnow,
 )
@@ -289,18 +290,14 @@ def accept_groups(
     }
     engagement_defaults = account_defaults(session, wanted)
     leases_left = lease.limit if lease is not None else 0
-    answers: list[list[Accepted]] = []
     pending: list[_Pending] = []
     for account_id, submissions in groups:
         providers = _provider_ids(session, account_id, submissions)
         refused_here = suppressed[account_id]
-        results: list[Accepted] = []
         for submission in submissions:
-            wanted_here = [address for address, _ in submission.recipients]
-            refused = tuple(a for a in wanted_here if a in refused_here)
-            queued = tuple(a for a in wanted_here if a not in refused_here)
+            refused = tuple(a for a, _ in submission.recipients if a in refused_here)
             scheduled = submission.send_at is not None and submission.send_at > now
-            if not queued:
+            if len(refused) == len(submission.recipients):
                 status = MessageStatus.REJECTED
             else:
                 status = MessageStatus.SCHEDULED if scheduled else MessageStatus.QUEUED
@@ -309,65 +306,76 @@ def accept_groups(
             if lease is not None and status is MessageStatus.QUEUED and leases_left > 0:
                 owner, until = lease.owner, now + timedelta(seconds=lease.seconds)
                 leases_left -= 1
-            leased = owner is not None
             engagement = resolve(submission.tracking, engagement_defaults[account_id])
-            message = Message(
-                public_id=PUBLIC_ID_PREFIX + secrets.token_hex(12),
-                account_id=account_id,
-                status=status.value,
-                provider_id=providers.get(submission.provider_ref or ""),
-                last_provider_id=None,
-                envelope_from=submission.built.envelope_from,
-                from_header=submission.from_header,
-                subject=submission.subject,
-                message_id_header=submission.built.message_id,
-                smtputf8=submission.built.smtputf8,
-                size=len(submission.built.raw),
-                tags=list(submission.tags),
-                meta=dict(submission.metadata),
-                attempts=1 if leased else 0,
-                send_at=submission.send_at,
-                due_at=due,
-                expires_at=due + expiry,
-                lease_owner=owner,
-                lease_expires_at=until,
-                track_opens=engagement.track_opens,
-                track_clicks=engagement.track_clicks,
-                list_unsubscribe=engagement.list_unsubscribe,
-                created_at=now,
-                updated_at=now,
-            )
-            pending.append(_Pending(message, submission, refused, leased))
-            results.append(Accepted(message=message, accepted=queued, rejected=refused))
-        answers.append(results)
+            row: dict[str, Any] = {  # by attribute name (``meta``: the column ``metadata``)
+                "public_id": PUBLIC_ID_PREFIX + secrets.token_hex(12),
+                "account_id": account_id,
+                "status": status.value,
+                "provider_id": providers.get(submission.provider_ref or ""),
+                "last_provider_id": None,
+                "envelope_from": submission.built.envelope_from,
+                "from_header": submission.from_header,
+                "subject": submission.subject,
+                "message_id_header": submission.built.message_id,
+                "smtputf8": submission.built.smtputf8,
+                "size": len(submission.built.raw),
+                "tags": list(submission.tags),
+                "meta": dict(submission.metadata),
+                "attempts": 1 if owner is not None else 0,
+                "send_at": submission.send_at,
+                "due_at": due,
+                "expires_at": due + expiry,
+                "lease_owner": owner,
+                "lease_expires_at": until,
+                "track_opens": engagement.track_opens,
+                "track_clicks": engagement.track_clicks,
+                "list_unsubscribe": engagement.list_unsubscribe,
+                "created_at": now,
+                "updated_at": now,
+                "purged_at": None,
+            }
+            pending.append(_Pending(row, submission, refused))
     _insert(session, pending, now)
-    jobs = [
-        DeliveryJob(
-            message_id=p.message.id,
-            account_id=p.message.account_id,
-            explicit_provider_id=p.message.provider_id,
-            envelope_from=p.message.envelope_from,
-            recipients=tuple(a for a, _ in p.submission.recipients if a not in p.refused),
-            settled=(RecipientStatus.REJECTED.value,) * len(p.refused),
-            raw=p.submission.built.raw,
-            smtputf8=p.message.smtputf8,
-            attempts=p.message.attempts,
-            expires_at=p.message.expires_at,
-            lease_expires_at=p.message.lease_expires_at or now,
-            engagement=engagement_of(p.message),
+    # Answered from, never added to a session: built without the unit of work's bookkeeping.
+    accepted = [
+        Accepted(
+            message=as_loaded(Message, p.row),
+            accepted=tuple(a for a, _ in p.submission.recipients if a not in p.refused),
+            rejected=p.refused,
         )
         for p in pending
-        if p.leased
+    ]
+    answers: list[list[Accepted]] = []
+    start = 0
+    for _, submissions in groups:
+        answers.append(accepted[start : start + len(submissions)])
+        start += len(submissions)
+    jobs = [
+        DeliveryJob(
+            message_id=a.message.id,
+            account_id=a.message.account_id,
+            explicit_provider_id=a.message.provider_id,
+            envelope_from=a.message.envelope_from,
+            recipients=a.accepted,
+            settled=(RecipientStatus.REJECTED.value,) * len(a.rejected),
+            raw=p.submission.built.raw,
+            smtputf8=a.message.smtputf8,
+            attempts=a.message.attempts,
+            expires_at=a.message.expires_at,
+            lease_expires_at=a.message.lease_expires_at or now,
+            engagement=engagement_of(a.message),
+        )
+        for p, a in zip(pending, accepted, strict=True)
+        if a.message.lease_owner is not None
     ]
     return answers, jobs
 
 
 @dataclass(frozen=True)
 class _Pending:
-    message: Message  # transient: written with Core below, its id filled in afterwards
+    row: dict[str, Any]  # the message's values by attribute; ``id`` once inserted
     submission: Submission
     refused: tuple[str, ...]
-    leased: bool
 
 
 # (column, attribute) of every column the insert writes (``metadata`` is the attribute ``meta``)
@@ -383,7 +391,7 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
     work, whose per-object bookkeeping cost more than the SQL)."""
     inserted = session.execute(
         insert(table_of(Message)).returning(Message.public_id, Message.id),
-        [{column: getattr(p.message, attr) for column, attr in _MESSAGE_FIELDS} for p in pending],
+        [{column: p.row[attr] for column, attr in _MESSAGE_FIELDS} for p in pending],
     )
     ids: dict[str, int] = {public_id: id_ for public_id, id_ in inserted}
     contents: list[dict[str, object]] = []
@@ -391,16 +399,16 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
     recipients: list[dict[str, object]] = []
     events: list[dict[str, object]] = []
     for p in pending:
-        message = p.message
-        message.id = ids[message.public_id]
-        contents.append({"message_id": message.id, "raw": p.submission.built.raw})
-        tags += [{"message_id": message.id, "tag": tag} for tag in dict.fromkeys(message.tags)]
+        row = p.row
+        message_id = row["id"] = ids[row["public_id"]]
+        contents.append({"message_id": message_id, "raw": p.submission.built.raw})
+        tags += [{"message_id": message_id, "tag": tag} for tag in dict.fromkeys(row["tags"])]
         for address, kind in p.submission.recipients:
             refused = address in p.refused
             status = RecipientStatus.REJECTED if refused else RecipientStatus.QUEUED
             recipients.append(
                 {
-                    "message_id": message.id,
+                    "message_id": message_id,
                     "address": address,
                     "kind": kind.value,
                     "status": status.value,
@@ -411,8 +419,8 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
                 }
             )
             if refused:
-                events.append(_event(message, EventType.REJECT, now, address, "suppressed"))
-        events.append(_event(message, EventType.PROCESSED, now))
+                events.append(_event(row, EventType.REJECT, now, address, "suppressed"))
+        events.append(_event(row, EventType.PROCESSED, now))
     for table, rows in (
         (table_of(MessageContent), contents),
         (table_of(MessageTag), tags),
@@ -424,15 +432,15 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
 
 
 def _event(
-    message: Message,
+    row: Mapping[str, Any],
     kind: EventType,
     now: datetime,
     recipient: str | None = None,
     detail: str | None = None,
 ) -> dict[str, object]:
     return {
-        "account_id": message.account_id,
-        "message_id": message.id,
+        "account_id": row["account_id"],
+        "message_id": row["id"],
         "type": kind.value,
         "recipient": recipient,
         "provider_id": None,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -48,6 +50,7 @@ __all__ = [
     "Webhook",
     "WebhookDelivery",
     "WebhookFanoutCursor",
+    "as_loaded",
     "table_of",
     "utcnow",
 ]
@@ -68,6 +71,18 @@ def utcnow() -> datetime:
 def table_of(model: type[Base]) -> Table:
     """A model's table, typed, for Core statements on the hot paths (bulk writes)."""
     return cast(Table, model.__table__)
+
+
+M = TypeVar("M", bound="Base")
+
+
+def as_loaded(model: type[M], values: Mapping[str, Any]) -> M:
+    """An instance holding ``values`` (by attribute name) as if loaded, for rows written with
+    Core and answered from, never added to a session: without the unit of work's event per
+    attribute set, it costs a twentieth of ``model(**values)``."""
+    instance = cast(M, inspect(model).class_manager.new_instance())
+    instance.__dict__.update(values)
+    return instance
 
 
 class UtcDateTime(TypeDecorator[datetime]):
