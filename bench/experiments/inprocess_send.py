@@ -18,7 +18,6 @@ import json
 import pstats
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,7 +56,7 @@ async def _root_key(url: str) -> str:
 async def main(n: int, rounds: int, profile: bool) -> None:
     data = Path(tempfile.mkdtemp(prefix="mailgate-inprocess-"))
     url = f"sqlite+aiosqlite:///{data / 'mailgate.db'}"
-    migrate(url)
+    await asyncio.to_thread(migrate, url)  # alembic runs its own event loop
     key = await _root_key(url)
     settings = Settings(
         data_dir=data,
@@ -146,4 +145,3 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="cProfile one more round")
     args = parser.parse_args()
     uvloop.run(main(args.n, args.rounds, args.profile))
-    sys.exit(0)

@@ -30,9 +30,7 @@ async def _new_key(database: Database) -> str:
         account = await accounts.create_account(
             session=session, name="cache", email="cache@example.test"
         )
-        _, plaintext = await accounts.create_key(
-            session=session, account_id=account.id, name="k"
-        )
+        _, plaintext = await accounts.create_key(session=session, account_id=account.id, name="k")
     return plaintext
 
 

@@ -122,8 +122,8 @@ class _Served:
         document: Any = None
         if raw:
             if self.force_json or is_json(request.headers.get("content-type")):
-                try:
-                    document = json.loads(raw)
+                try:  # parsed once: the request keeps it for a dependency that reads it too
+                    document = await request.json()
                 except json.JSONDecodeError as exc:
                     raise _json_error(exc) from exc
                 except ValueError as exc:  # not UTF-8
