@@ -696,15 +696,16 @@ def db_events(data_dir: Path, database_url: str) -> str:
 
 
 def start_profiler(pid: int, workdir: Path, *, native: bool) -> subprocess.Popen[bytes]:
-    """py-spy on the server. Non-blocking by default: it reads the stacks without pausing
-    the process, so the run behaves as it would unobserved. ``native`` adds C frames (SQLite,
+    """py-spy on the server and the processes it starts (the delivery process). Non-blocking
+    by default: it reads the stacks without pausing the process, so the run behaves as it
+    would unobserved. ``native`` adds C frames (SQLite,
     fsync, the busy handler) but must pause the process at each sample, which slows it and
     can tip a loaded server into lock timeouts."""
     out = workdir / "profile.folded"
     mode = ["--native"] if native else ["--nonblocking"]
     say(f"py-spy recording pid {pid} (100 Hz, all threads, {' '.join(mode)})")
     command = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "100"]
-    command += ["--threads", *mode, "--format", "raw", "--output", str(out)]
+    command += ["--threads", "--subprocesses", *mode, "--format", "raw", "--output", str(out)]
     proc = start(command, log=workdir / "py-spy.log")
     time.sleep(1.0)
     if proc.poll() is not None:

@@ -217,7 +217,28 @@ def phase_of(frames: list[str]) -> str:
 
 
 def report(folded: Path, top: int = 25) -> str:
-    stacks = parse(folded)
+    """The summary, one section per process when py-spy followed subprocesses (stacks then
+    begin with ``process <pid>:"<command>"`` frames: the server's, then its child's)."""
+    by_process: dict[str, list[tuple[list[str], int]]] = defaultdict(list)
+    for frames, count in parse(folded):
+        processes = [f for f in frames if f.startswith("process ")]
+        rest = [f for f in frames if not f.startswith("process ")]
+        by_process[_process_role(processes[-1]) if processes else ""].append((rest, count))
+    if len(by_process) == 1:
+        return _report(next(iter(by_process.values())), folded.name, top)
+    return "\n".join(
+        f"=== {role} ===\n" + _report(stacks, folded.name, top)
+        for role, stacks in sorted(by_process.items())
+    )
+
+
+def _process_role(frame: str) -> str:
+    if " worker" in frame:
+        return "delivery process (mailgate worker)"
+    return "API process (mailgate serve)"
+
+
+def _report(stacks: list[tuple[list[str], int]], source: str, top: int) -> str:
     total = sum(count for _, count in stacks)
     if not total:
         return "no samples"
@@ -278,7 +299,7 @@ def report(folded: Path, top: int = 25) -> str:
         return rows
 
     out = [
-        f"py-spy: {total} samples at 100 Hz per thread ({folded.name}). States per thread "
+        f"py-spy: {total} samples at 100 Hz per thread ({source}). States per thread "
         "group (busy = running or in a system call; lock = sleeping in SQLite's busy "
         "handler; gil = waiting for the GIL; idle = waiting for work, left out below):"
     ]

@@ -198,7 +198,7 @@ def worker() -> None:
     from mailgate.delivery.coordination import DeliveryLock, WakeListener
     from mailgate.delivery.worker import Worker
     from mailgate.node import start_upkeep
-    from mailgate.runtime import settle_garbage_collector
+    from mailgate.runtime import run_event_loop, settle_garbage_collector
     from mailgate.security.secrets_box import SecretBox
 
     settings = Settings()
@@ -217,22 +217,24 @@ def worker() -> None:
         # The holder of the data dir's delivery lock is nudged by the processes that accept
         # mail there (see delivery.coordination); others poll.
         lock = DeliveryLock(settings.data_dir)
-        listener = WakeListener(settings.data_dir, delivery.wake) if lock.acquire() else None
+        listener = WakeListener(settings.data_dir, delivery) if lock.acquire() else None
         if listener is not None:
+            lock.announce(delivery.worker_id)
             await listener.start()
-        role = "nudged by the gateway's processes" if listener else "polling"
+        role = "handed mail by the gateway's processes" if listener else "polling"
         err.print(f"worker {delivery.worker_id} delivering ({role})")
         settle_garbage_collector()
         async with AsyncExitStack() as stack:  # undone in reverse order
             stack.push_async_callback(database.dispose)
             stack.callback(lock.release)
+            # no more handoffs, then the worker gives back what it was handed and not started
+            stack.push_async_callback(delivery.close)
             if listener is not None:
                 stack.callback(listener.close)
-            stack.push_async_callback(delivery.close)
             start_upkeep(stack, database, delivery.box, settings, purge=listener is not None)
             await delivery.run(stop)
 
-    asyncio.run(run())
+    run_event_loop(run())
 
 
 @app.command()
@@ -240,6 +242,7 @@ def smtpd() -> None:
     """Run the SMTP relay listener without the API (MAILGATE_SMTP_PORT, MAILGATE_SMTP_TLS_PORT),
     delivering what it accepts unless MAILGATE_RUN_WORKERS=false."""
     from mailgate.node import running_node
+    from mailgate.runtime import run_event_loop
 
     settings = Settings()
     if not settings.smtp_port:
@@ -257,7 +260,7 @@ def smtpd() -> None:
             err.print(f"relay listening on {settings.smtp_host}:{settings.smtp_port}")
             await stop.wait()
 
-    asyncio.run(run())
+    run_event_loop(run())
 
 
 @app.command()

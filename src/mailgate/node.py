@@ -14,7 +14,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from mailgate.config import Settings
-from mailgate.delivery.coordination import DeliveryLock, WakeListener, WakeSender
+from mailgate.delivery.coordination import (
+    DelivererHandoff,
+    DeliveryLock,
+    WakeListener,
+    WakeSender,
+)
 from mailgate.delivery.worker import Worker
 from mailgate.runtime import settle_garbage_collector
 from mailgate.security.rate_limit import KeyRateLimiter
@@ -67,11 +72,14 @@ async def running_node(
         worker = (
             Worker(database, box, settings, helper=not delivers) if settings.run_workers else None
         )
+        if delivers:
+            assert worker is not None
+            lock.announce(worker.worker_id)
         node = Node(
             settings=settings,
             database=database,
             box=box,
-            accepter=AcceptBatcher(database, settings, handoff=worker),
+            accepter=AcceptBatcher(database, settings),
             rate_limiter=rate_limiter,
         )
         await _wire_delivery(stack, node, worker, delivers)
@@ -128,20 +136,30 @@ def start_upkeep(
 async def _wire_delivery(
     stack: AsyncExitStack, node: Node, worker: Worker | None, delivers: bool
 ) -> None:
-    """Who hears that mail was committed, and the worker's loop, if this node has one."""
+    """Who takes the mail committed here and who hears of it, and the worker's loop, if this
+    node has one (see :mod:`mailgate.delivery.coordination`)."""
     settings = node.settings
+    listener = None
     if delivers:
         assert worker is not None
+        node.accepter.handoff = worker
         node.accepter.wake = worker.wake
-        listener = WakeListener(settings.data_dir, worker.wake)
+        listener = WakeListener(settings.data_dir, worker)
         await listener.start()
-        stack.callback(listener.close)
-    else:  # the delivering process (another `serve` one, or a `mailgate worker`): nudge it
+    else:  # the delivering process (another `serve` one, or a `mailgate worker`) hears of it
         sender = WakeSender(settings.data_dir)
         stack.callback(sender.close)
         node.accepter.wake = sender
-        if worker is not None:  # mail it gives back is for the deliverer too
+        if worker is not None:  # a helper: takes this process's mail; what it gives back
+            node.accepter.handoff = worker  # is for the deliverer
             worker.nudge_deliverer = sender
+        else:
+            node.accepter.handoff = DelivererHandoff(
+                settings.data_dir,
+                sender,
+                seconds=settings.queue_lease_seconds,
+                limit=2 * settings.worker_concurrency,
+            )
     if worker is None:
         return
     stop = asyncio.Event()
@@ -150,6 +168,8 @@ async def _wire_delivery(
     async def finish() -> None:
         stop.set()
         await delivering
+        if listener is not None:  # no more handoffs: then the worker gives back what it
+            listener.close()  # was handed and did not start
         await worker.close()
 
     stack.push_async_callback(finish)

@@ -8,11 +8,19 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from mailgate.delivery.coordination import DeliveryLock, WakeListener, WakeSender
+from mailgate.delivery.coordination import (
+    DelivererHandoff,
+    DeliveryLock,
+    WakeListener,
+    WakeSender,
+)
+from mailgate.delivery.queue import DeliveryJob, Lease
 from serve_process import serving
 from smtp_servers import SmtpServer
 
@@ -26,14 +34,30 @@ def test_one_process_holds_the_delivery_lock(tmp_path: Path) -> None:
     second.release()
 
 
+class _Heard:
+    """A receiver that notes what the listener passed on."""
+
+    def __init__(self) -> None:
+        self.woken = asyncio.Event()
+        self.handed: list[tuple[str, datetime, list[int]]] = []
+        self.got_handoff = asyncio.Event()
+
+    def wake(self) -> None:
+        self.woken.set()
+
+    def adopt_leased(self, owner: str, until: datetime, message_ids: Sequence[int]) -> None:
+        self.handed.append((owner, until, list(message_ids)))
+        self.got_handoff.set()
+
+
 async def test_a_wake_datagram_reaches_the_deliverer(tmp_path: Path) -> None:
-    woken = asyncio.Event()
-    listener = WakeListener(tmp_path, woken.set)
+    heard = _Heard()
+    listener = WakeListener(tmp_path, heard)
     assert await listener.start()
     sender = WakeSender(tmp_path)
     try:
         sender()
-        await asyncio.wait_for(woken.wait(), 5)
+        await asyncio.wait_for(heard.woken.wait(), 5)
     finally:
         sender.close()
         listener.close()
@@ -41,6 +65,57 @@ async def test_a_wake_datagram_reaches_the_deliverer(tmp_path: Path) -> None:
     orphan = WakeSender(tmp_path)
     orphan()  # nobody listening: dropped without an error
     orphan.close()
+
+
+def _job(message_id: int, until: datetime) -> DeliveryJob:
+    return DeliveryJob(
+        message_id=message_id,
+        account_id=1,
+        explicit_provider_id=None,
+        envelope_from="s@example.com",
+        recipients=("r@example.com",),
+        settled=(),
+        raw=b"",
+        smtputf8=False,
+        attempts=1,
+        expires_at=until,
+        lease_expires_at=until,
+    )
+
+
+async def test_a_handoff_names_the_deliverer_from_the_lock_file_and_sends_the_ids(
+    tmp_path: Path,
+) -> None:
+    heard = _Heard()
+    sender = WakeSender(tmp_path)
+    handoff = DelivererHandoff(tmp_path, sender, seconds=30, limit=7)
+    assert handoff.lease() is None  # no deliverer has ever run here
+    lock = DeliveryLock(tmp_path)
+    assert lock.acquire()
+    lock.announce("host:1:aa")
+    listener = WakeListener(tmp_path, heard)
+    assert await listener.start()
+    try:
+        assert handoff.lease() == Lease("host:1:aa", 30, 7)
+        until = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+        assert handoff.adopt([_job(i, until) for i in (11, 12, 13)]) == ()
+        await asyncio.wait_for(heard.got_handoff.wait(), 5)
+        assert heard.handed == [("host:1:aa", until, [11, 12, 13])]
+        lock.announce("host:2:bb")  # a new deliverer took over: read again
+        assert handoff.lease() == Lease("host:2:bb", 30, 7)
+    finally:
+        listener.close()
+        lock.release()
+    assert handoff.lease() is None  # released: the file names nobody
+    jobs = [_job(14, datetime.now(UTC))]
+    lock.acquire()
+    lock.announce("host:3:cc")  # ... a deliverer that is not listening
+    try:
+        assert handoff.adopt(jobs) == jobs  # returned, to be given back
+        assert handoff.lease() is None  # and nothing leased for a moment
+    finally:
+        lock.release()
+        sender.close()
 
 
 def test_two_processes_accept_and_one_delivers_everything_once(

@@ -12,8 +12,13 @@ from pathlib import Path
 from queue_support import Bench, bench
 from sqlalchemy import update
 
-from mailgate.delivery.queue import claim_due
-from mailgate.delivery.worker import Worker
+from mailgate.delivery.coordination import (
+    DelivererHandoff,
+    DeliveryLock,
+    WakeListener,
+    WakeSender,
+)
+from mailgate.delivery.queue import Handoff, claim_due
 from mailgate.domain import Mailbox, MessageDraft, QuotaRange, QuotaWindow
 from mailgate.services import messages
 from mailgate.services.messages import AcceptBatcher
@@ -276,9 +281,10 @@ async def test_claims_never_overlap(
         assert len(claimed) == len(set(claimed)) == 60
 
 
-async def _accept_handed_to(b: Bench, worker: Worker, count: int) -> list[str]:
-    """Accept ``count`` messages the way the API does, with ``worker`` as this process's."""
-    batcher = AcceptBatcher(b.database, b.settings, handoff=worker)
+async def _accept_handed_to(b: Bench, handoff: Handoff, count: int) -> list[str]:
+    """Accept ``count`` messages the way the API does, handed to ``handoff``: this
+    process's worker, or the delivering process's."""
+    batcher = AcceptBatcher(b.database, b.settings, handoff=handoff)
     submissions = [
         messages.submission_from_draft(
             MessageDraft(
@@ -346,3 +352,112 @@ async def test_a_helper_gives_mail_for_providers_with_quotas_back_to_the_queue(
         assert len(smtp_plain.messages) == 3
         statuses = sorted([(await b.message(i)).status for i in ids])
         assert statuses == ["delivered", "delivered", "delivered", "queued"]
+
+
+async def _leases(b: Bench, public_ids: list[str]) -> list[tuple[str, str | None, int]]:
+    return [
+        (m.status, m.lease_owner, m.attempts)
+        for m in [await b.message(public_id) for public_id in public_ids]
+    ]
+
+
+async def test_mail_accepted_by_another_process_is_handed_to_the_deliverer_by_id(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    """The serving process commits its mail leased to the worker the delivery lock names
+    and sends it the ids: delivered with no claim (the poll is far off, nobody nudges)."""
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle, queue_poll_seconds=60) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        deliverer = b.worker()
+        lock = DeliveryLock(tmp_path)
+        assert lock.acquire()
+        lock.announce(deliverer.worker_id)
+        listener = WakeListener(tmp_path, deliverer)
+        assert await listener.start()
+        sender = WakeSender(tmp_path)
+        handoff = DelivererHandoff(tmp_path, sender, seconds=60, limit=100)
+        stop = asyncio.Event()
+        try:
+            await deliverer.claim(10)  # its first look at the queue, done: it polls in 60 s
+            ids = await _accept_handed_to(b, handoff, 5)
+            assert await _leases(b, ids) == [("queued", deliverer.worker_id, 1)] * 5
+            assert await b.worker().claim(100) == []  # nobody else may take them
+            running = asyncio.create_task(deliverer.run(stop))
+            for _ in range(200):
+                if len(smtp_plain.messages) == 5:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await running
+        finally:
+            stop.set()
+            listener.close()
+            await deliverer.close()
+            sender.close()
+            lock.release()
+        assert sorted(str(m.parsed["Subject"]) for m in smtp_plain.messages) == [
+            f"handed {i}" for i in range(5)
+        ]
+        assert await _leases(b, ids) == [("delivered", None, 1)] * 5
+        assert handoff.lease() is None  # the lock is released: nobody to hand mail to
+
+
+async def test_a_handoff_nobody_hears_gives_its_leases_back_at_once(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        lock = DeliveryLock(tmp_path)  # a deliverer that has not started listening yet
+        assert lock.acquire()
+        lock.announce("deliverer-to-be")
+        sender = WakeSender(tmp_path)
+        handoff = DelivererHandoff(tmp_path, sender, seconds=60, limit=100)
+        try:
+            assert handoff.lease() is not None
+            ids = await _accept_handed_to(b, handoff, 3)
+            assert handoff.lease() is None  # unheard: not leased for a moment
+        finally:
+            sender.close()
+            lock.release()
+        # due now for whoever claims, the try the lease counted taken back
+        assert await _leases(b, ids) == [("queued", None, 0)] * 3
+        worker = b.worker()
+        await worker.run_until_idle()
+        await worker.close()
+        assert await _leases(b, ids) == [("delivered", None, 1)] * 3
+
+
+async def test_mail_leased_to_a_worker_that_was_replaced_is_given_back(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        gone = b.worker()  # its process ended before it heard of this mail
+        ids = await _accept_handed_to(b, gone, 2)
+        message_ids = [(await b.message(public_id)).id for public_id in ids]
+        deliverer = b.worker()
+        deliverer.adopt_leased(gone.worker_id, utcnow() + timedelta(minutes=5), message_ids)
+        for _ in range(100):
+            if await _leases(b, ids) == [("queued", None, 0)] * 2:
+                break
+            await asyncio.sleep(0.05)
+        await deliverer.run_until_idle()
+        await deliverer.close()
+        assert await _leases(b, ids) == [("delivered", None, 1)] * 2
+        assert len(smtp_plain.messages) == 2
+
+
+async def test_a_worker_that_stops_gives_back_mail_it_did_not_start(
+    fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
+) -> None:
+    async with bench(fresh_database_url, tmp_path, tls_ca_bundle) as b:
+        await b.provider(smtp_plain.host, smtp_plain.port)
+        stopping = b.worker()
+        ids = await _accept_handed_to(b, stopping, 3)
+        assert await _leases(b, ids) == [("queued", stopping.worker_id, 1)] * 3
+        await stopping.close()  # stopped before it sent them
+        assert await _leases(b, ids) == [("queued", None, 0)] * 3
+        successor = b.worker()
+        await successor.run_until_idle()
+        await successor.close()
+        assert await _leases(b, ids) == [("delivered", None, 1)] * 3

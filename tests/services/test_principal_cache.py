@@ -21,7 +21,9 @@ def _count_key_lookups(database: Database) -> list[str]:
         if "FROM api_keys" in statement:
             seen.append(statement)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    # lookups read through their own connections on SQLite (Database.reading)
+    for engine in {database.engine.sync_engine, database.reading().get_bind()}:
+        event.listen(engine, "before_cursor_execute", record)
     return seen
 
 

@@ -123,3 +123,49 @@ async def test_write_waits_while_a_session_writer_holds_the_lock(tmp_path: Path)
         assert await _value(database) == 11
     finally:
         await database.dispose()
+
+
+async def test_a_write_not_waited_onto_the_disk_is_asked_for_per_transaction(
+    tmp_path: Path,
+) -> None:
+    """``durable=False`` commits with synchronous=NORMAL (not fsync'd; a power cut may undo
+    it), and only that transaction: the next durable one is FULL again."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    try:
+        await _counter(database)
+
+        def bump_and_tell(session: Session) -> int:
+            session.execute(text("UPDATE counter SET n = n + 1"))
+            return int(session.execute(text("PRAGMA synchronous")).scalar_one())
+
+        full, normal = 2, 1
+        assert await database.write(bump_and_tell) == full
+        assert await database.write(bump_and_tell, durable=False) == normal
+        assert await database.write(bump_and_tell, durable=False) == normal
+        assert await database.write(bump_and_tell) == full
+        assert await _value(database) == 4  # committed, every one
+    finally:
+        await database.dispose()
+
+
+async def test_read_runs_off_the_event_loop_and_cannot_write(fresh_database_url: str) -> None:
+    database = Database(fresh_database_url)
+    try:
+        await _counter(database)
+        await database.write(lambda session: session.execute(text("UPDATE counter SET n = 5")))
+
+        def read(session: Session) -> tuple[int, str]:
+            n = int(session.execute(text("SELECT n FROM counter")).scalar_one())
+            return n, threading.current_thread().name
+
+        n, ran_on = await database.read(read)
+        assert n == 5  # sees what was committed
+        on_sqlite = fresh_database_url.startswith("sqlite")
+        assert (ran_on != threading.current_thread().name) is on_sqlite
+        if on_sqlite:  # a write in a read is a bug: refused at once, never waiting
+            with pytest.raises(Exception, match="readonly"):
+                await database.read(lambda s: s.execute(text("UPDATE counter SET n = 6")))
+        async with database.reading() as session:
+            assert (await session.execute(text("SELECT n FROM counter"))).scalar_one() == 5
+    finally:
+        await database.dispose()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from mailgate.delivery.queue import PENDING, DeliveryJob
@@ -21,6 +21,7 @@ from mailgate.delivery.smtp_pool import RecipientResult
 from mailgate.domain import EventType, MessageStatus, Outcome, RecipientStatus
 from mailgate.services.bounce_reports import BounceClass
 from mailgate.services.suppressions import SuppressionReason, add_suppressed
+from mailgate.store.bulk import insert_many, update_many
 from mailgate.store.models import Event, Message, MessageRecipient, table_of
 
 __all__ = ["THROTTLE_DELAY", "Attempt", "OutcomePlan", "final_status", "plan", "write"]
@@ -149,7 +150,12 @@ def plan(job: DeliveryJob, attempt: Attempt, *, now: datetime, retry: RetryPolic
             for address in job.recipients:
                 statuses[address] = status
                 outcome.expired.append(
-                    {"b_message_id": job.message_id, "b_address": address, "b_status": status}
+                    {
+                        "b_message_id": job.message_id,
+                        "b_address": address,
+                        "b_status": status,
+                        "b_now": now,
+                    }
                 )
                 # the last reply is in the row; the event repeats it (see ``write``)
                 event(kind, address, None, None)
@@ -169,9 +175,11 @@ _UPDATE_MESSAGE: Final = (
     update(table_of(Message))
     .where(_m.id == bindparam("b_id"))
     .values(
-        status=func.coalesce(bindparam("b_status"), _m.status),
-        due_at=func.coalesce(bindparam("b_due_at"), _m.due_at),
-        last_provider_id=func.coalesce(bindparam("b_last_provider_id"), _m.last_provider_id),
+        status=func.coalesce(bindparam("b_status", type_=_m.status.type), _m.status),
+        due_at=func.coalesce(bindparam("b_due_at", type_=_m.due_at.type), _m.due_at),
+        last_provider_id=func.coalesce(
+            bindparam("b_last_provider_id", type_=_m.last_provider_id.type), _m.last_provider_id
+        ),
         attempts=_m.attempts + bindparam("b_attempts"),
         lease_owner=None,
         lease_expires_at=None,
@@ -182,7 +190,7 @@ _UPDATE_RECIPIENT: Final = (
     update(table_of(MessageRecipient))
     .where(_r.message_id == bindparam("b_message_id"), _r.address == bindparam("b_address"))
     .values(
-        status=func.coalesce(bindparam("b_status"), _r.status),
+        status=func.coalesce(bindparam("b_status", type_=_r.status.type), _r.status),
         attempts=_r.attempts + bindparam("b_attempts"),
         last_code=bindparam("b_code"),
         last_reply=bindparam("b_reply"),
@@ -192,7 +200,7 @@ _UPDATE_RECIPIENT: Final = (
 _EXPIRE_RECIPIENT: Final = (
     update(table_of(MessageRecipient))
     .where(_r.message_id == bindparam("b_message_id"), _r.address == bindparam("b_address"))
-    .values(status=bindparam("b_status"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_now"))
 )
 
 
@@ -203,14 +211,10 @@ def write(session: Session, plans: Sequence[OutcomePlan], *, now: datetime) -> N
     expired = [row for p in plans for row in p.expired]
     if expired:  # the failed events of expired mail repeat each recipient's last reply
         _fill_last_replies(session, plans)
-        session.execute(_EXPIRE_RECIPIENT, expired)
-    recipients = [row for p in plans for row in p.recipients]
-    if recipients:
-        session.execute(_UPDATE_RECIPIENT, recipients)
-    session.execute(_UPDATE_MESSAGE, [p.message for p in plans])
-    events = [row for p in plans for row in p.events]
-    if events:
-        session.execute(insert(table_of(Event)), events)
+        update_many(session, _EXPIRE_RECIPIENT, expired)
+    update_many(session, _UPDATE_RECIPIENT, [row for p in plans for row in p.recipients])
+    update_many(session, _UPDATE_MESSAGE, [p.message for p in plans])
+    insert_many(session, table_of(Event), [row for p in plans for row in p.events])
     for p in plans:
         for address, reply in p.bounced:
             add_suppressed(session, p.account_id, address, SuppressionReason.HARD_BOUNCE, reply)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.delivery.personalize import Engagement
 from mailgate.domain import RecipientStatus
-from mailgate.store.models import QUEUED_STATUSES, Message, MessageContent, MessageRecipient
+from mailgate.store.models import IN_QUEUE, Message, MessageContent, MessageRecipient
 
 __all__ = [
     "PENDING",
@@ -32,6 +32,7 @@ __all__ = [
     "claim_due",
     "engagement_of",
     "load_jobs",
+    "release_leases",
 ]
 
 PENDING = (RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value)
@@ -80,11 +81,15 @@ class Lease:
 
 
 class Handoff(Protocol):
-    """A worker in this process that takes freshly accepted mail without a claim."""
+    """A worker that takes freshly accepted mail without a claim: this process's, or the
+    delivering process's (:class:`mailgate.delivery.coordination.DelivererHandoff`)."""
 
     def lease(self) -> Lease | None: ...
 
-    def adopt(self, jobs: Sequence[DeliveryJob]) -> None: ...
+    def adopt(self, jobs: Sequence[DeliveryJob]) -> Sequence[DeliveryJob]:
+        """Take over ``jobs``; return those it could not take (their leases are to be given
+        back: see :func:`release_leases`)."""
+        ...
 
 
 def claim_due(
@@ -95,7 +100,7 @@ def claim_due(
     due = (
         select(Message.id)
         .where(
-            Message.status.in_(QUEUED_STATUSES),
+            IN_QUEUE,
             Message.due_at <= now,
             or_(Message.lease_expires_at.is_(None), Message.lease_expires_at < now),
         )
@@ -142,7 +147,7 @@ def load_jobs(session: Session, *, worker_id: str, message_ids: Sequence[int]) -
             .where(
                 Message.id.in_(list(message_ids)),
                 Message.lease_owner == worker_id,
-                Message.status.in_(QUEUED_STATUSES),
+                IN_QUEUE,
             )
             .order_by(Message.id)
         )
@@ -176,3 +181,20 @@ def load_jobs(session: Session, *, worker_id: str, message_ids: Sequence[int]) -
         )
         for row in rows
     ]
+
+
+def release_leases(
+    session: Session, *, owner: str, message_ids: Sequence[int] | None = None
+) -> None:
+    """Give back, in the caller's transaction, the leases ``owner`` holds on these messages
+    (all of them when None) without trying them: they are due again at once, and the try
+    each lease counted is taken back."""
+    released = (
+        update(Message)
+        .where(Message.lease_owner == owner, IN_QUEUE)
+        .values(lease_owner=None, lease_expires_at=None, attempts=Message.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    if message_ids is not None:
+        released = released.where(Message.id.in_(list(message_ids)))
+    session.execute(released)

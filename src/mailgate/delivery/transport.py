@@ -651,10 +651,16 @@ class _Progress:
 
 def _dot_stuffed(data: bytes) -> bytes:
     """The message as DATA sends it: CRLF lines, leading dots doubled, then the lone dot."""
-    body = _LINE_ENDINGS.sub(b"\r\n", data)
+    crlf = data.count(b"\r\n")
+    # the regular expressions only where needed: our own messages are CRLF already
+    body = (
+        data if data.count(b"\n") == data.count(b"\r") == crlf else _LINE_ENDINGS.sub(b"\r\n", data)
+    )
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
-    return _LEADING_DOT.sub(b"..", body) + b".\r\n"
+    if body.startswith(b".") or b"\n." in body:
+        body = _LEADING_DOT.sub(b"..", body)
+    return body + b".\r\n"
 
 
 class _MalformedReply(Exception):

@@ -2,8 +2,10 @@
 
 Any number of workers (in ``mailgate serve``, or ``mailgate worker`` processes on other
 hosts) share the queue in the messages table. Mail accepted in the worker's own process
-skips claim and load: it arrives leased, in memory (:meth:`Worker.adopt`). A message is sent
-with no database session open; outcomes are recorded afterwards, many per transaction.
+skips claim and load: it arrives leased, in memory (:meth:`Worker.adopt`); mail accepted by
+another process on the same data directory arrives leased too, as ids to load
+(:meth:`Worker.adopt_leased`). A message is sent with no database session open; outcomes
+are recorded afterwards, many per transaction.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import math
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -30,7 +33,7 @@ from mailgate.delivery.circuit import CircuitBreaker
 from mailgate.delivery.outcomes import Attempt, plan, write
 from mailgate.delivery.per_recipient import send_per_recipient
 from mailgate.delivery.personalize import Personalizer, tracking_base
-from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, load_jobs
+from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, load_jobs, release_leases
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.router import QuotaGate, Route, Router
 from mailgate.delivery.smtp_pool import PoolLimits, RecipientResult, SendResult, SmtpPool
@@ -40,6 +43,7 @@ from mailgate.security.secrets_box import SecretBox
 from mailgate.services.providers import endpoint_of, quotas_of
 from mailgate.services.tracking_tokens import TrackingSigner
 from mailgate.services.verp import Verp
+from mailgate.single_flight import SingleFlight
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import Message, Provider, utcnow
@@ -52,6 +56,10 @@ ROUTES_TTL: Final = 2.0  # seconds a worker trusts its copy of an account's prov
 LAST_USED_EVERY: Final = 5.0  # seconds between writes of a provider's last_used_at
 LEASE_MARGIN: Final = timedelta(seconds=5)  # a handed-over job this close to its lease end
 # is left to the next claim rather than started (it could be claimed by another meanwhile)
+HANDED_BACKLOG: Final = 20  # times worker_concurrency: ids handed over beyond it are given back
+
+
+_RoutesKey = tuple[int, int | None]  # (account id, the provider the message names)
 
 
 @dataclass(frozen=True)
@@ -103,12 +111,18 @@ class Worker:
             timeout=settings.smtp_timeout,
         )
         self._pools: dict[int, tuple[str, SmtpPool]] = {}
-        self._routes: dict[tuple[int, int | None], tuple[float, list[Route]]] = {}
+        self._routes: dict[_RoutesKey, tuple[float, list[Route]]] = {}
+        self._route_lookups: SingleFlight[_RoutesKey, list[Route]] = SingleFlight()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._last_used_written: dict[int, float] = {}
         self._handed: collections.deque[DeliveryJob] = collections.deque()
+        # leased by another process for this one: (message id, lease end), loaded when taken
+        self._handed_ids: collections.deque[tuple[int, datetime]] = collections.deque()
+        self._look = True  # the table may hold mail for us: claim at the next turn
+        self._claimed_at = -math.inf  # time.monotonic() of the last claim
+        self._background: set[asyncio.Task[None]] = set()
         self._recorder: GroupCommit[tuple[DeliveryJob, _Tried], None] = GroupCommit(
             self._record, max_batch=settings.queue_batch_size
         )
@@ -116,7 +130,8 @@ class Worker:
     # --- the loop -------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """New mail was committed: look at the queue now rather than at the next poll."""
+        """Mail was committed to the queue: look at it now rather than at the next poll."""
+        self._look = True
         self._wake.set()
 
     def lease(self) -> Lease | None:
@@ -127,9 +142,22 @@ class Worker:
             return None
         return Lease(self.worker_id, self.settings.queue_lease_seconds, room)
 
-    def adopt(self, jobs: Sequence[DeliveryJob]) -> None:
+    def adopt(self, jobs: Sequence[DeliveryJob]) -> Sequence[DeliveryJob]:
         """Take over mail committed already leased to this worker (see :meth:`lease`)."""
         self._handed.extend(jobs)
+        self._wake.set()
+        return ()
+
+    def adopt_leased(self, owner: str, until: datetime, message_ids: Sequence[int]) -> None:
+        """Take over mail another process committed leased to ``owner`` until ``until`` (see
+        :class:`~mailgate.delivery.coordination.DelivererHandoff`). Mail leased to a worker
+        this one replaced, or beyond what it can start before the lease ends, is given back
+        to the queue at once rather than left waiting for the lease to run out."""
+        backlog = HANDED_BACKLOG * self.settings.worker_concurrency
+        room = max(0, backlog - len(self._handed_ids)) if owner == self.worker_id else 0
+        self._handed_ids.extend((message_id, until) for message_id in message_ids[:room])
+        if message_ids[room:]:
+            self._in_background(self._release(owner, message_ids[room:]))
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -141,14 +169,12 @@ class Worker:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
             self._wake.clear()  # before looking: a wake during the claim is not lost
-            jobs = self._take_handed(room)
-            if not jobs and not self.helper:
-                try:
-                    jobs = await self.claim(min(room, self.settings.queue_batch_size))
-                except Exception as exc:  # the database is away or overloaded: back off
-                    log.warning("claiming from the queue failed", error=repr(exc)[:300])
-                    await asyncio.sleep(self.settings.queue_poll_seconds)
-                    continue
+            try:
+                jobs = await self._next_jobs(room)
+            except Exception as exc:  # the database is away or overloaded: back off
+                log.warning("taking mail from the queue failed", error=repr(exc)[:300])
+                await asyncio.sleep(self.settings.queue_poll_seconds)
+                continue
             for job in jobs:
                 task = asyncio.create_task(self.deliver(job))
                 self._in_flight.add(task)
@@ -168,6 +194,20 @@ class Worker:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
+    async def _next_jobs(self, room: int) -> list[DeliveryJob]:
+        """Up to ``room`` jobs: mail handed over first; the queue when nudged (or when a
+        claim came back full) and, whatever was handed, once per poll interval, so a steady
+        stream of new mail never starves retries and scheduled mail."""
+        jobs: list[DeliveryJob] = []
+        overdue = time.monotonic() - self._claimed_at >= self.settings.queue_poll_seconds
+        if not self.helper and (self._look or overdue):
+            self._look = False
+            jobs = await self.claim(min(room, self.settings.queue_batch_size))
+        jobs += self._take_handed(room - len(jobs))
+        if len(jobs) < room and self._handed_ids:
+            jobs += await self._load_handed(room - len(jobs))
+        return jobs
+
     def _take_handed(self, limit: int) -> list[DeliveryJob]:
         usable_until = utcnow() + LEASE_MARGIN
         jobs: list[DeliveryJob] = []
@@ -177,11 +217,44 @@ class Worker:
                 jobs.append(job)
         return jobs
 
+    async def _load_handed(self, limit: int) -> list[DeliveryJob]:
+        usable_until = utcnow() + LEASE_MARGIN
+        message_ids: list[int] = []
+        while self._handed_ids and len(message_ids) < limit:
+            message_id, until = self._handed_ids.popleft()
+            if until > usable_until:
+                message_ids.append(message_id)
+        return await self._load(message_ids)
+
+    async def _load(self, message_ids: Sequence[int]) -> list[DeliveryJob]:
+        """The jobs of messages leased to this worker, read outside any write transaction."""
+        if not message_ids:
+            return []
+        return await self.database.read(
+            partial(load_jobs, worker_id=self.worker_id, message_ids=message_ids)
+        )
+
+    async def _release(self, owner: str, message_ids: Sequence[int] | None = None) -> None:
+        try:
+            await self.database.write(
+                partial(release_leases, owner=owner, message_ids=message_ids), durable=False
+            )
+        except Exception as exc:  # their leases run out instead
+            log.warning("giving leases back failed", error=repr(exc)[:300])
+            return
+        self.wake()
+
+    def _in_background(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def run_until_idle(self, limit_seconds: float = 30.0) -> None:
         """Deliver everything due now, then return (tests, one-shot runs)."""
         deadline = time.monotonic() + limit_seconds
         while time.monotonic() < deadline:
             jobs = self._take_handed(len(self._handed))
+            jobs += await self._load_handed(len(self._handed_ids))
             if not jobs and not self.helper:
                 jobs = await self.claim(self.settings.queue_batch_size)
             if not jobs:
@@ -190,23 +263,29 @@ class Worker:
         raise TimeoutError("the queue did not drain in time")
 
     async def claim(self, limit: int) -> list[DeliveryJob]:
-        """Lease due messages to this worker and load them (three statements, one
-        transaction)."""
-        lease_seconds, now = self.settings.queue_lease_seconds, utcnow()
-
-        def transaction(session: Session) -> list[DeliveryJob]:
-            ids = claim_due(
-                session,
+        """Lease due messages to this worker (one statement, its own transaction), then
+        load them (outside it: the write lock is held for the lease alone)."""
+        message_ids = await self.database.write(
+            partial(
+                claim_due,
                 worker_id=self.worker_id,
                 limit=limit,
-                lease_seconds=lease_seconds,
-                now=now,
-            )
-            return load_jobs(session, worker_id=self.worker_id, message_ids=ids)
-
-        return await self.database.write(transaction)
+                lease_seconds=self.settings.queue_lease_seconds,
+                now=utcnow(),
+            ),
+            durable=False,  # lost in a power cut, the mail is simply claimed again
+        )
+        self._claimed_at = time.monotonic()
+        if len(message_ids) == limit:
+            self._look = True  # there may be more
+        return await self._load(message_ids)
 
     async def close(self) -> None:
+        """After :meth:`run`: give back the leases of mail handed over but not started (and
+        of mail handed over since, by processes that had not heard this worker stop)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._release(self.worker_id)
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
         for _, pool in self._pools.values():
@@ -233,14 +312,19 @@ class Worker:
         cached = self._routes.get(key)
         if cached is not None and time.monotonic() - cached[0] < ROUTES_TTL:
             return cached[1]
-        async with self.database.session() as session:
+        # every delivery in flight misses at once when the entry expires: one lookup for all
+        return await self._route_lookups.run(key, partial(self._look_up_routes, key))
+
+    async def _look_up_routes(self, key: _RoutesKey) -> list[Route]:
+        account_id, explicit_provider_id = key
+        async with self.database.reading() as session:
             query = select(Provider).where(
-                Provider.account_id == job.account_id,
+                Provider.account_id == account_id,
                 Provider.is_enabled,
                 Provider.driver == "smtp",
             )
-            if job.explicit_provider_id is not None:
-                query = query.where(Provider.id == job.explicit_provider_id)
+            if explicit_provider_id is not None:
+                query = query.where(Provider.id == explicit_provider_id)
             providers = list((await session.execute(query.order_by(Provider.id))).scalars())
         routes = [
             Route(
@@ -349,7 +433,12 @@ class Worker:
         now = utcnow()
         used = {t.attempt.provider_id for _, t in items} - {None}
         touched = sorted(p for p in used if p is not None and self._note_used(p))
-        kept = await self.database.write(partial(self._write_outcomes, items, now, touched))
+        # Not waited onto the disk: lost in a power cut, an attempt is made again (the message
+        # may arrive twice, as after any crash mid-delivery: at least once, never lost).
+        # Accepted mail itself is always synced.
+        kept = await self.database.write(
+            partial(self._write_outcomes, items, now, touched), durable=False
+        )
         if any(t.attempt.given_back for _, t in kept):
             self.nudge_deliverer()
         return [None] * len(items)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from mailgate.domain import Permission
 from mailgate.errors import Invalid, NotFound, Unauthenticated
 from mailgate.i18n import N_
 from mailgate.security.api_keys import generate_key, hash_key, key_prefix, keys_match
+from mailgate.single_flight import SingleFlight
 from mailgate.store.db import Database
 from mailgate.store.models import Account, ApiKey, utcnow
 from mailgate.validation import check_email, check_no_control_chars
@@ -166,29 +166,18 @@ class PrincipalCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, Principal]] = {}
-        self._looking_up: dict[bytes, asyncio.Future[Principal]] = {}
+        # one lookup per key at a time (see mailgate.single_flight)
+        self._lookups: SingleFlight[bytes, Principal] = SingleFlight()
 
     async def authenticate(self, presented: str | None) -> Principal:
         digest = hash_key(presented.strip()) if presented else b""
         hit = self._entries.get(digest)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        # One lookup per key at a time: when an entry expires under load, every request in
-        # flight misses at once, and each lookup's session would queue for the database.
-        pending = self._looking_up.get(digest)
-        if pending is None:
-            pending = asyncio.ensure_future(self._look_up(digest, presented))
-            self._looking_up[digest] = pending
-            pending.add_done_callback(partial(self._looked_up, digest))
-        return await asyncio.shield(pending)
-
-    def _looked_up(self, digest: bytes, lookup: asyncio.Future[Principal]) -> None:
-        self._looking_up.pop(digest, None)
-        if not lookup.cancelled():
-            lookup.exception()  # retrieved, for the case where every waiter has gone
+        return await self._lookups.run(digest, partial(self._look_up, digest, presented))
 
     async def _look_up(self, digest: bytes, presented: str | None) -> Principal:
-        async with self.database.session() as session:
+        async with self.database.reading() as session:
             principal = await authenticate(session=session, presented=presented)
         now = time.monotonic()
         if self.ttl <= 0:

@@ -15,13 +15,14 @@ from email.utils import formataddr, quote
 from functools import partial
 from typing import Any, Final
 
-from sqlalchemy import func, insert, inspect, select, update
+import structlog
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.mime import BuiltMessage, build_message, parse_raw_message
-from mailgate.delivery.queue import DeliveryJob, Handoff, Lease, engagement_of
+from mailgate.delivery.queue import DeliveryJob, Handoff, Lease, engagement_of, release_leases
 from mailgate.domain import (
     EventType,
     Mailbox,
@@ -35,6 +36,7 @@ from mailgate.i18n import N_
 from mailgate.services.providers import provider_by_ref
 from mailgate.services.suppressions import suppressed_among
 from mailgate.services.tracking import TrackingChoice, account_defaults, resolve
+from mailgate.store.bulk import insert_many
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import (
@@ -66,6 +68,8 @@ __all__ = [
     "submission_from_raw",
     "submission_from_smtp",
 ]
+
+log = structlog.get_logger(__name__)
 
 PUBLIC_ID_PREFIX: Final = "msg_"
 CANCELLABLE: Final = frozenset(QUEUED_STATUSES)
@@ -387,13 +391,18 @@ _MESSAGE_FIELDS: Final = tuple(
 
 
 def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> None:
-    """Every row of every message: one multi-row statement per table (Core, not the unit of
-    work, whose per-object bookkeeping cost more than the SQL)."""
-    inserted = session.execute(
-        insert(table_of(Message)).returning(Message.public_id, Message.id),
+    """Every row of every message: one ``executemany`` per table (see
+    :mod:`mailgate.store.bulk`), then the new messages' ids by their public ids."""
+    insert_many(
+        session,
+        table_of(Message),
         [{column: p.row[attr] for column, attr in _MESSAGE_FIELDS} for p in pending],
     )
-    ids: dict[str, int] = {public_id: id_ for public_id, id_ in inserted}
+    public_ids = [p.row["public_id"] for p in pending]
+    found = session.execute(
+        select(Message.public_id, Message.id).where(Message.public_id.in_(public_ids))
+    )
+    ids: dict[str, int] = {public_id: id_ for public_id, id_ in found}
     contents: list[dict[str, object]] = []
     tags: list[dict[str, object]] = []
     recipients: list[dict[str, object]] = []
@@ -427,8 +436,7 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
         (table_of(MessageRecipient), recipients),
         (table_of(Event), events),
     ):
-        if rows:
-            session.execute(insert(table), rows)
+        insert_many(session, table, rows)
 
 
 def _event(
@@ -601,8 +609,9 @@ class AcceptBatcher:
     concurrent callers share one transaction and one fsync; each is answered only once the
     transaction holding its messages has committed; one caller's bad input fails only it.
 
-    With a ``handoff`` (the worker of this process), mail due now is committed already
-    leased to that worker and handed to it in memory: no claim, no load. After each commit
+    With a ``handoff`` (the worker of this process, or the delivering process's: see
+    :mod:`mailgate.delivery.coordination`), mail due now is committed already leased to that
+    worker and handed to it: no claim. After each commit
     that queued mail for another worker, ``wake`` nudges the delivering process (once per
     group, not per message: each nudge is a system call here and a wake-up there)."""
 
@@ -632,8 +641,22 @@ class AcceptBatcher:
         answers, jobs = await self.database.write(
             partial(accept_groups, groups=groups, settings=self.settings, lease=lease)
         )
-        if jobs and self.handoff is not None:
-            self.handoff.adopt(jobs)
-        if len(jobs) < sum(len(submissions) for _, submissions in groups):
+        taken = len(jobs)
+        if jobs and self.handoff is not None and lease is not None:
+            refused = self.handoff.adopt(jobs)
+            if refused:
+                taken -= len(refused)
+                await self._give_back(lease.owner, refused)
+        if taken < sum(len(submissions) for _, submissions in groups):
             self.wake()  # mail left in the table (or scheduled): the deliverer looks now
         return answers
+
+    async def _give_back(self, owner: str, jobs: Sequence[DeliveryJob]) -> None:
+        """Leases nobody heard of: due again now, not when they run out. The mail is
+        committed either way, so a failure here is no failure of the callers'."""
+        try:
+            await self.database.write(
+                partial(release_leases, owner=owner, message_ids=[j.message_id for j in jobs])
+            )
+        except Exception as exc:
+            log.warning("giving leases back failed", error=repr(exc)[:300])

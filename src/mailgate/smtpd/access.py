@@ -88,7 +88,7 @@ class RelayAccess:
         cached, account_id = self._networks.get(ip)
         if cached:
             return account_id
-        async with self.database.session() as session:
+        async with self.database.reading() as session:
             account_id = await account_for_ip(session=session, ip=ip)
         self._networks.put(ip, account_id)
         return account_id

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -46,8 +46,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+DURABLE: Final = "mailgate_durable"  # execution option: False for Database.write(durable=False)
+
+
 def _sqlite_begin(connection: Any) -> None:
+    # The commit's synchronous setting can only change between transactions: here, as the
+    # next one begins, when it differs from the connection's (FULL, from _sqlite_pragmas).
+    durable = connection.get_execution_options().get(DURABLE, True)
+    info = connection.connection.info  # the DBAPI connection's own, whatever the pool does
+    if info.get(DURABLE, True) != durable:
+        connection.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        info[DURABLE] = durable
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_read_only(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")  # a write here is a bug: fail, do not wait
+    cursor.close()
+
+
+def _sqlite_begin_read(connection: Any) -> None:
+    # Deferred: in WAL mode a reader sees the last commit and neither waits for the writer
+    # nor makes it wait.
+    connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -75,6 +98,14 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True)
 
 
+def _create_read_engine(url: str) -> AsyncEngine:
+    """Connections of their own for :meth:`Database.reading` on a SQLite file."""
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=2, max_overflow=2)
+    event.listen(engine.sync_engine, "connect", _sqlite_read_only)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin_read)
+    return engine
+
+
 class Database:
     """One engine and its session factory for the life of a process."""
 
@@ -84,12 +115,37 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writers = _WriterLock(url)
         file = _sqlite_file(url)
-        self._writer = _SqliteWriter(file) if file is not None else None
+        self._writer = _SqliteThread(file, writes=True) if file is not None else None
+        self._reader = _SqliteThread(file, writes=False) if file is not None else None
+        self._read_engine = _create_read_engine(url) if file is not None else None
+        self._readers = (
+            async_sessionmaker(self._read_engine, expire_on_commit=False)
+            if self._read_engine is not None
+            else self.sessions
+        )
 
     def session(self) -> AsyncSession:
         return self.sessions()
 
-    async def write(self, transaction: Callable[[Session], R]) -> R:
+    def reading(self) -> AsyncSession:
+        """A session that only reads, for lookups on hot paths (API keys, a worker's
+        providers). On SQLite it has connections of its own whose transactions begin
+        deferred: ``session()``'s begin ``IMMEDIATE``, taking the write lock, so a lookup
+        there waits behind every writer (in SQLite's busy handler, which sleeps) and holds
+        them up in turn. A write in it fails at once. Elsewhere it is a plain session."""
+        return self._readers()
+
+    async def read(self, query: Callable[[Session], R]) -> R:
+        """Run ``query(session)``, a synchronous function that only reads, and return what
+        it returned: :meth:`write`'s counterpart for :meth:`reading`. On SQLite it runs in
+        one hop on this process's reader thread (a connection of its own, a deferred
+        transaction), off the event loop; elsewhere in a session of the engine's pool."""
+        if self._reader is not None:
+            return await self._reader.run(query)
+        async with self.reading() as session:
+            return await session.run_sync(query)
+
+    async def write(self, transaction: Callable[[Session], R], *, durable: bool = True) -> R:
         """Run ``transaction(session)``, a synchronous function, as one transaction (committed
         when it returns, rolled back when it raises) and return what it returned.
 
@@ -97,10 +153,19 @@ class Database:
         inside the writer lock: the lock is held for the SQL and the commit alone, never
         while the event loop attends to other work between statements (which, under load,
         made a transaction of a few statements hold the lock for many milliseconds). Elsewhere
-        it runs in a session of the engine's pool (``AsyncSession.run_sync``)."""
+        it runs in a session of the engine's pool (``AsyncSession.run_sync``).
+
+        ``durable=False``: the commit is not waited onto the disk (SQLite ``synchronous=
+        NORMAL``, PostgreSQL ``synchronous_commit=off``). It survives the process ending, and
+        the database stays consistent, but an OS crash or power loss may undo it, with every
+        commit after it, up to the next durable one. For records of work that is simply done
+        again when lost: a delivery's outcome or lease (the message may then be sent twice,
+        as after any crash mid-delivery; never lost). Accepting mail is always durable."""
         if self._writer is not None:
-            return await self._writer.run(transaction)
+            return await self._writer.run(transaction, durable=durable)
         async with self.session() as session, session.begin():
+            if not durable:
+                await session.execute(text("SET LOCAL synchronous_commit = off"))
             return await session.run_sync(transaction)
 
     @asynccontextmanager
@@ -115,39 +180,48 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._writer is not None:
-            await asyncio.to_thread(self._writer.close)
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
+        for thread in (self._writer, self._reader):
+            if thread is not None:
+                await asyncio.to_thread(thread.close)
 
 
-class _SqliteWriter:
-    """A thread with its own connection to the SQLite file that runs whole write
-    transactions, one at a time, each between taking and giving back the lock file that
-    :class:`_WriterLock` takes too (a lock on another open file of it: they exclude each
-    other, within this process and across processes)."""
+class _SqliteThread:
+    """A thread with its own connection to the SQLite file that runs whole transactions,
+    one at a time. A writer's take and give back the lock file that :class:`_WriterLock`
+    takes too (a lock on another open file of it: they exclude each other, within this
+    process and across processes); a reader's begin deferred and cannot write."""
 
-    def __init__(self, file: Path) -> None:
-        self._lock_path = _lock_file(file)
+    def __init__(self, file: Path, *, writes: bool) -> None:
+        self._lock_path = _lock_file(file) if writes else None
         self._lock_fd: int | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        name = "sqlite-writer" if writes else "sqlite-reader"
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._engine: Engine = create_sync_engine(
             f"sqlite:///{file}",
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_size=1,
             max_overflow=0,
         )
-        event.listen(self._engine, "connect", _sqlite_pragmas)
-        event.listen(self._engine, "begin", _sqlite_begin)
+        event.listen(self._engine, "connect", _sqlite_pragmas if writes else _sqlite_read_only)
+        event.listen(self._engine, "begin", _sqlite_begin if writes else _sqlite_begin_read)
+        self._not_durable = self._engine.execution_options(**{DURABLE: False})
 
-    async def run(self, transaction: Callable[[Session], R]) -> R:
+    async def run(self, transaction: Callable[[Session], R], *, durable: bool = True) -> R:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._run, transaction)
+        return await loop.run_in_executor(self._thread, self._run, transaction, durable)
 
-    def _run(self, transaction: Callable[[Session], R]) -> R:
+    def _run(self, transaction: Callable[[Session], R], durable: bool = True) -> R:
+        if self._lock_path is None:
+            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+                return transaction(session)
         if self._lock_fd is None:
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        bind = self._engine if durable else self._not_durable
         try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            with Session(bind, expire_on_commit=False) as session, session.begin():
                 return transaction(session)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)

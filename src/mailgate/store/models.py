@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     false,
     inspect,
     text,
@@ -30,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "IN_QUEUE",
+    "QUEUED_STATUSES",
     "Account",
     "ApiKey",
     "Base",
@@ -272,6 +275,15 @@ class Message(Base):
     purged_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# A message in the queue, with the statuses written into the SQL rather than bound: a partial
+# index (ix_messages_due) serves a query only when the query states the index's condition
+# itself, which a bound parameter does not (SQLite; PostgreSQL's generic plans). Bound, the
+# claim scanned and sorted the whole table, and grew slower with every message ever sent.
+IN_QUEUE: Final = Message.status.in_(
+    bindparam("queued_statuses", QUEUED_STATUSES, expanding=True, literal_execute=True)
+)
 
 
 class MessageContent(Base):

@@ -1,0 +1,116 @@
+"""Many rows through one statement, straight to the driver's ``executemany``.
+
+``session.execute(statement, rows)`` spends most of its time per row and per value in
+SQLAlchemy (parameter dictionaries, type processing, execution context), more than SQLite
+spends writing them: on the hot paths (accepting mail, recording outcomes) it was two thirds
+of the writer's time. Here the statement is compiled once per dialect, each row becomes a
+tuple in the compiled order, the column types' own bind processors convert the values (so
+what is stored is exactly what SQLAlchemy would store), and a value the rows share (the one
+``now`` of a transaction) is converted once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
+
+__all__ = ["insert_many", "update_many"]
+
+_Processor = Callable[[Any], Any] | None
+_NO_CONSTANT: Any = object()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # the parameters in the statement's order
+    processors: tuple[_Processor, ...]
+    constants: tuple[Any, ...]  # a value the statement carries itself (``.values(x=None)``)
+
+
+_compiled: dict[tuple[str, Hashable], _Compiled] = {}
+
+
+def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (by column name, the same names in every row) into ``table``."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    _execute_many(
+        session,
+        (table, columns),
+        lambda dialect: insert(table).compile(dialect=dialect, column_keys=list(columns)),
+        rows,
+    )
+
+
+def update_many(session: Session, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run ``statement`` (its values given by named bind parameters) once per row."""
+    if rows:
+        _execute_many(session, statement, lambda dialect: statement.compile(dialect=dialect), rows)
+
+
+def _execute_many(
+    session: Session,
+    key: Hashable,
+    compile_for: Callable[[Dialect], Any],
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    connection = session.connection()
+    dialect = connection.dialect
+    found = _compiled.get((dialect.name, key))
+    if found is None:
+        found = _compiled[(dialect.name, key)] = _compile(compile_for(dialect), dialect)
+    first = rows[0]
+    columns = [
+        _converted(
+            [row[name] for row in rows]
+            if name in first or constant is _NO_CONSTANT
+            else [constant] * len(rows),
+            process,
+        )
+        for name, process, constant in zip(
+            found.names, found.processors, found.constants, strict=True
+        )
+    ]
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(found.sql, list(zip(*columns, strict=True)))
+    finally:
+        cursor.close()
+
+
+def _compile(compiled: Any, dialect: Dialect) -> _Compiled:
+    names = tuple(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    # Columns whose Python-side default or onupdate SQLAlchemy would compute per execution:
+    # not done here, so the rows must give them (a KeyError otherwise, never a NULL).
+    computed = {c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)}
+    return _Compiled(
+        sql=str(compiled),
+        names=names,
+        processors=tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds),
+        constants=tuple(
+            _NO_CONSTANT if b.required or name in computed else b.effective_value
+            for name, b in zip(names, binds, strict=True)
+        ),
+    )
+
+
+def _converted(values: list[Any], process: _Processor) -> list[Any]:
+    if process is None:
+        return values
+    out: list[Any] = []
+    last_in: Any = object()
+    last_out: Any = None
+    for value in values:
+        if value is not last_in:
+            last_in, last_out = value, process(value)
+        out.append(last_out)
+    return out
