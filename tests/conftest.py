@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 
 from mailgate.api.app import create_app
+from mailgate.api.http_protocol import PROTOCOL
 from mailgate.config import Settings
 from mailgate.services import accounts
 from mailgate.store.db import Database, migrate
@@ -155,6 +156,7 @@ def serve(settings: Settings, *, direct: bool = True) -> Iterator[LiveServer]:
         port=port,
         log_level="warning",
         lifespan="on",
+        http=PROTOCOL,  # as `mailgate serve` runs it
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="mailgate-test-server", daemon=True)

@@ -92,6 +92,7 @@ def serve(
     """Migrate, create the root account if needed, serve every API surface and deliver
     (in-process workers unless MAILGATE_RUN_WORKERS=false)."""
     from mailgate.api.app import create_app
+    from mailgate.api.http_protocol import PROTOCOL
 
     settings = Settings()
     _bootstrap(settings)
@@ -107,6 +108,7 @@ def serve(
         "log_level": settings.log_level,
         "access_log": settings.access_log,
         "proxy_headers": False,
+        "http": PROTOCOL,  # httptools, each response sent in one system call
     }
     deliverer = None
     if settings.effective_delivery_process:
