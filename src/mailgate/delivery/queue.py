@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
+import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from mailgate.delivery.personalize import Engagement
 from mailgate.domain import RecipientStatus
+from mailgate.store.db import Database
 from mailgate.store.models import IN_QUEUE, Message, MessageContent, MessageRecipient
 
 __all__ = [
@@ -31,9 +34,12 @@ __all__ = [
     "Lease",
     "claim_due",
     "engagement_of",
+    "give_back",
     "load_jobs",
     "release_leases",
 ]
+
+log = structlog.get_logger(__name__)
 
 PENDING = (RecipientStatus.QUEUED.value, RecipientStatus.DEFERRED.value)
 
@@ -198,3 +204,19 @@ def release_leases(
     if message_ids is not None:
         released = released.where(Message.id.in_(list(message_ids)))
     session.execute(released)
+
+
+async def give_back(
+    database: Database, *, owner: str, message_ids: Sequence[int] | None = None
+) -> bool:
+    """:func:`release_leases` in a transaction of its own (not waited onto the disk: a lost
+    release only means the lease runs out). False when it failed: the leases then run out
+    instead, and the mail is claimed after that."""
+    try:
+        await database.write(
+            partial(release_leases, owner=owner, message_ids=message_ids), durable=False
+        )
+    except Exception as exc:
+        log.warning("giving leases back failed", error=repr(exc)[:300])
+        return False
+    return True

@@ -33,7 +33,7 @@ from mailgate.delivery.circuit import CircuitBreaker
 from mailgate.delivery.outcomes import Attempt, plan, write
 from mailgate.delivery.per_recipient import send_per_recipient
 from mailgate.delivery.personalize import Personalizer, tracking_base
-from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, load_jobs, release_leases
+from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, give_back, load_jobs
 from mailgate.delivery.retry_policy import RetryPolicy
 from mailgate.delivery.router import QuotaGate, Route, Router
 from mailgate.delivery.smtp_pool import PoolLimits, RecipientResult, SendResult, SmtpPool
@@ -235,14 +235,8 @@ class Worker:
         )
 
     async def _release(self, owner: str, message_ids: Sequence[int] | None = None) -> None:
-        try:
-            await self.database.write(
-                partial(release_leases, owner=owner, message_ids=message_ids), durable=False
-            )
-        except Exception as exc:  # their leases run out instead
-            log.warning("giving leases back failed", error=repr(exc)[:300])
-            return
-        self.wake()
+        if await give_back(self.database, owner=owner, message_ids=message_ids):
+            self.wake()
 
     def _in_background(self, work: Coroutine[None, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

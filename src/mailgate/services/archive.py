@@ -16,8 +16,9 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mailgate.errors import Gone, NotFound
+from mailgate.errors import Gone
 from mailgate.i18n import N_
+from mailgate.services.messages import message_of
 from mailgate.store.models import Message, MessageContent, MessageRecipient
 
 __all__ = [
@@ -63,23 +64,13 @@ class ArchivedMessage:
     raw: bytes
 
 
-async def _message(session: AsyncSession, account_id: int, public_id: str) -> Message:
-    query = select(Message).where(Message.account_id == account_id, Message.public_id == public_id)
-    message = (await session.execute(query)).scalar_one_or_none()
-    if message is None:
-        raise NotFound(N_("No message with id {id}."), id=public_id[:64])
-    return message
-
-
 async def raw_message(*, session: AsyncSession, account_id: int, public_id: str) -> ArchivedMessage:
     """A message and its MIME exactly as stored; ContentPurged once the retention ended."""
-    message = await _message(session, account_id, public_id)
-    raw = await session.scalar(
-        select(MessageContent.raw).where(MessageContent.message_id == message.id)
-    )
+    message = await message_of(session, account_id, public_id)
+    raw = await raw_of(session=session, message_id=message.id)
     if raw is None:
         raise ContentPurged(id=message.public_id)
-    return ArchivedMessage(message=message, raw=bytes(raw))
+    return ArchivedMessage(message=message, raw=raw)
 
 
 async def search_archive(

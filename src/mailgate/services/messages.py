@@ -15,14 +15,13 @@ from email.utils import formataddr, quote
 from functools import partial
 from typing import Any, Final
 
-import structlog
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.mime import BuiltMessage, build_message, parse_raw_message
-from mailgate.delivery.queue import DeliveryJob, Handoff, Lease, engagement_of, release_leases
+from mailgate.delivery.queue import DeliveryJob, Handoff, Lease, engagement_of, give_back
 from mailgate.domain import (
     EventType,
     Mailbox,
@@ -63,13 +62,12 @@ __all__ = [
     "cancel_message",
     "get_message",
     "list_messages",
+    "message_of",
     "recipients_of",
     "submission_from_draft",
     "submission_from_raw",
     "submission_from_smtp",
 ]
-
-log = structlog.get_logger(__name__)
 
 PUBLIC_ID_PREFIX: Final = "msg_"
 CANCELLABLE: Final = frozenset(QUEUED_STATUSES)
@@ -465,7 +463,8 @@ class MessageDetail:
     events: list[Event]
 
 
-async def _message(session: AsyncSession, account_id: int, public_id: str) -> Message:
+async def message_of(session: AsyncSession, account_id: int, public_id: str) -> Message:
+    """The account's message ``public_id``; NotFound when there is none."""
     query = select(Message).where(Message.account_id == account_id, Message.public_id == public_id)
     message = (await session.execute(query)).scalar_one_or_none()
     if message is None:
@@ -474,7 +473,7 @@ async def _message(session: AsyncSession, account_id: int, public_id: str) -> Me
 
 
 async def get_message(*, session: AsyncSession, account_id: int, public_id: str) -> MessageDetail:
-    message = await _message(session, account_id, public_id)
+    message = await message_of(session, account_id, public_id)
     recipients = (
         await session.execute(
             select(MessageRecipient)
@@ -564,7 +563,7 @@ async def list_messages(
 
 async def cancel_message(*, session: AsyncSession, account_id: int, public_id: str) -> Message:
     """Cancel scheduled or queued mail that no worker is sending right now."""
-    message = await _message(session, account_id, public_id)
+    message = await message_of(session, account_id, public_id)
     now = utcnow()
     result = await session.execute(
         update(Message)
@@ -644,19 +643,11 @@ class AcceptBatcher:
         taken = len(jobs)
         if jobs and self.handoff is not None and lease is not None:
             refused = self.handoff.adopt(jobs)
-            if refused:
-                taken -= len(refused)
-                await self._give_back(lease.owner, refused)
+            if refused:  # nobody heard of them: due again now, not when the leases run out
+                taken -= len(refused)  # (the mail is committed: a failure here is not the callers')
+                await give_back(
+                    self.database, owner=lease.owner, message_ids=[j.message_id for j in refused]
+                )
         if taken < sum(len(submissions) for _, submissions in groups):
             self.wake()  # mail left in the table (or scheduled): the deliverer looks now
         return answers
-
-    async def _give_back(self, owner: str, jobs: Sequence[DeliveryJob]) -> None:
-        """Leases nobody heard of: due again now, not when they run out. The mail is
-        committed either way, so a failure here is no failure of the callers'."""
-        try:
-            await self.database.write(
-                partial(release_leases, owner=owner, message_ids=[j.message_id for j in jobs])
-            )
-        except Exception as exc:
-            log.warning("giving leases back failed", error=repr(exc)[:300])

@@ -46,7 +46,6 @@ __all__ = [
     "Report",
     "SenderTotals",
     "StatsQuery",
-    "emails_sent",
     "empty_counts",
     "event_report",
     "event_totals",
@@ -54,6 +53,7 @@ __all__ = [
     "recent_statement",
     "rollup_statement",
     "sender_totals",
+    "sum_counts",
 ]
 
 # What is counted: every event type, and bounces split by class.
@@ -222,6 +222,17 @@ def rollup_statement(
     )
 
 
+def _event_account(dialect: str, watermark: int) -> ColumnElement[int]:
+    """``events.account_id`` for a query of the events past ``watermark``.
+
+    SQLite, without statistics, prefers (account_id, created_at) to the rowid range past
+    the watermark, which then counts every event of the range again: ``+ 0`` hides that
+    index from it whenever there is a watermark to range from.
+    """
+    account_id: ColumnElement[int] = table_of(Event).c.account_id
+    return account_id + 0 if dialect == "sqlite" and watermark > 0 else account_id
+
+
 def recent_statement(
     query: StatsQuery, dialect: str, watermark: int, *, each_tag: bool, group: Dimension | None
 ) -> Select[Any]:
@@ -232,13 +243,9 @@ def recent_statement(
     provider = func.coalesce(e.provider_id, 0)
     bounce = func.coalesce(e.bounce_class, "")
     keys = _key_columns(group, provider, t.tag)
-    # SQLite, without statistics, prefers (account_id, created_at) to the rowid range past
-    # the watermark, which then counts every event of the range again: ``+ 0`` hides that
-    # index from it whenever there is a watermark to range from.
-    account = e.account_id + 0 if dialect == "sqlite" and watermark > 0 else e.account_id
     recent = select(bucket, e.type, bounce, func.count(), *keys).where(
         e.id > watermark,
-        account == query.account_id,
+        _event_account(dialect, watermark) == query.account_id,
         e.created_at >= query.start,
         e.created_at < query.end,
     )
@@ -296,7 +303,8 @@ def _series(
     return buckets
 
 
-def _sum(counts: Iterable[Counts]) -> Counts:
+def sum_counts(counts: Iterable[Counts]) -> Counts:
+    """The counts added up, counter by counter."""
     total = empty_counts()
     for one in counts:
         for name, number in one.items():
@@ -324,16 +332,16 @@ async def event_report(*, session: AsyncSession, query: StatsQuery) -> Report:
     if query.group_by is None:
         by_group.setdefault(None, {})
     groups = [
-        Group(key, _sum(buckets.values()), _series(buckets, start, end, query.interval.step))
+        Group(key, sum_counts(buckets.values()), _series(buckets, start, end, query.interval.step))
         for key, buckets in sorted(
             by_group.items(), key=lambda item: (item[0] is None, str(item[0]))
         )
     ]
     if each_tag:  # tags overlap: the totals are all the mail's, not the sum of the tags
         everything = await _aggregate(session, query, each_tag=False, group=None)
-        totals = _sum(everything.values())
+        totals = sum_counts(everything.values())
     else:
-        totals = _sum(g.totals for g in groups)
+        totals = sum_counts(g.totals for g in groups)
     return Report(start, end, query.interval, query.group_by, totals, groups)
 
 
@@ -344,7 +352,7 @@ async def event_totals(
     low, high = Interval.HOUR.floor(start), Interval.HOUR.ceil(end)
     query = StatsQuery(account_id, low, high, Interval.HOUR)
     rows = await _aggregate(session, query, each_tag=False, group=None)
-    return _sum(rows.values())
+    return sum_counts(rows.values())
 
 
 async def sender_totals(
@@ -383,6 +391,7 @@ async def sender_totals(
         watermark = int(through)
         if kind is not None:
             add(sender, kind, bounce_class, int(number), int(size or 0))
+    dialect = session.get_bind().dialect.name
     e = table_of(Event).c
     m = table_of(Message).c
     sender_column = func.lower(m.envelope_from)
@@ -393,7 +402,7 @@ async def sender_totals(
         .join_from(table_of(Event), table_of(Message), m.id == e.message_id)
         .where(
             e.id > watermark,
-            e.account_id == account_id,
+            _event_account(dialect, watermark) == account_id,
             e.created_at >= low,
             e.created_at < high,
         )
@@ -402,12 +411,6 @@ async def sender_totals(
     for sender, kind, bounce_class, number, size_sum in await session.execute(recent):
         add(sender, kind, bounce_class, int(number), int(size_sum or 0))
     return sorted(senders.values(), key=lambda one: (-one.counts["processed"], one.sender))
-
-
-def emails_sent(counts: Counts) -> int:
-    """Recipients an upstream answered for: delivered, bounced or given up on (SMTP2GO's
-    "emails"). A bounce reported after delivery counts that recipient twice."""
-    return counts["delivered"] + counts["bounce"] + counts["failed"]
 
 
 def month_of(now: datetime) -> tuple[datetime, datetime]:

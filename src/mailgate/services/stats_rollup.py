@@ -24,10 +24,10 @@ from typing import Any, Final, cast
 
 import structlog
 from sqlalchemy import ColumnElement, Select, func, literal, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import case
 
+from mailgate.store.bulk import dialect_insert
 from mailgate.store.db import Database
 from mailgate.store.models import (
     Event,
@@ -95,9 +95,8 @@ def _additions(dialect: str, low: int, high: int) -> list[Select[Any]]:
 def _add(session: Session, low: int, high: int) -> None:
     dialect = _dialect(session)
     table = table_of(StatsHourly)
-    module: Any = postgresql if dialect == "postgresql" else sqlite
     for rows in _additions(dialect, low, high):
-        statement = module.insert(table).from_select([*_KEY, "events", "bytes"], rows)
+        statement = dialect_insert(session, table).from_select([*_KEY, "events", "bytes"], rows)
         statement = statement.on_conflict_do_update(
             index_elements=list(_KEY),
             set_={
@@ -112,9 +111,8 @@ def _locked_state(session: Session) -> StatsRollupState:
     query = select(StatsRollupState).where(StatsRollupState.id == STATE_ID).with_for_update()
     state = (session.execute(query)).scalar_one_or_none()
     if state is None:  # the migration creates it; a database made another way may lack it
-        module: Any = postgresql if _dialect(session) == "postgresql" else sqlite
         session.execute(
-            module.insert(table_of(StatsRollupState))
+            dialect_insert(session, table_of(StatsRollupState))
             .values(id=STATE_ID, rolled_through=0, updated_at=utcnow())
             .on_conflict_do_nothing()
         )

@@ -19,13 +19,13 @@ from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailgate.errors import Conflict, Invalid, Issue, NotFound
 from mailgate.i18n import N_
+from mailgate.store.bulk import dialect_insert
 from mailgate.store.models import Suppression, table_of, utcnow
 from mailgate.validation import check_email, check_hostname, check_no_control_chars
 
@@ -168,10 +168,8 @@ def suppressed_among(session: Session, account_id: int, addresses: Iterable[str]
 
 def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> Any:
     """``INSERT ... ON CONFLICT (account_id, value) DO NOTHING`` in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
     return (
-        module.insert(table_of(Suppression))
+        dialect_insert(session, table_of(Suppression))
         .values(**values)
         .on_conflict_do_nothing(index_elements=["account_id", "value"])
     )

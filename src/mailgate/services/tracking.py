@@ -34,8 +34,7 @@ __all__ = [
     "find_target",
     "get_account_tracking",
     "looks_automated",
-    "record_click",
-    "record_open",
+    "record_hit",
     "resolve",
     "unsubscribe",
     "update_account_tracking",
@@ -163,17 +162,12 @@ async def find_target(
     read = signer.read(token, kind)
     if read is None:
         return None
-    account_id = (
-        await session.execute(select(Message.account_id).where(Message.id == read.message_id))
-    ).scalar_one_or_none()
-    if account_id is None:
-        return None
-    addresses = (
-        await session.execute(
-            select(MessageRecipient.address).where(MessageRecipient.message_id == read.message_id)
-        )
-    ).scalars()
-    for address in addresses:
+    recipients = await session.execute(
+        select(Message.account_id, MessageRecipient.address)
+        .join(MessageRecipient, MessageRecipient.message_id == Message.id)
+        .where(Message.id == read.message_id)
+    )
+    for account_id, address in recipients:
         if signer.recipient_digest(address, read.key_index) == read.recipient_digest:
             return Target(account_id, read.message_id, address, read.url)
     return None
@@ -194,13 +188,11 @@ def _event(target: Target, kind: EventType, visitor: Visitor, detail: str | None
     )
 
 
-async def record_open(*, session: AsyncSession, target: Target, visitor: Visitor) -> None:
-    session.add(_event(target, EventType.OPEN, visitor, None))
-    await session.commit()
-
-
-async def record_click(*, session: AsyncSession, target: Target, visitor: Visitor) -> None:
-    session.add(_event(target, EventType.CLICK, visitor, None))
+async def record_hit(
+    *, session: AsyncSession, target: Target, visitor: Visitor, kind: EventType
+) -> None:
+    """An ``open`` or a ``click``: every hit is an event (``automated`` tells the bots)."""
+    session.add(_event(target, kind, visitor, None))
     await session.commit()
 
 

@@ -1,4 +1,5 @@
-"""Many rows through one statement, straight to the driver's ``executemany``.
+"""Many rows through one statement, straight to the driver's ``executemany``; and the
+dialect's ``INSERT ... ON CONFLICT`` (:func:`dialect_insert`).
 
 ``session.execute(statement, rows)`` spends most of its time per row and per value in
 SQLAlchemy (parameter dictionaries, type processing, execution context), more than SQLite
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
-__all__ = ["insert_many", "update_many"]
+__all__ = ["dialect_insert", "insert_many", "update_many"]
 
 _Processor = Callable[[Any], Any] | None
 _NO_CONSTANT: Any = object()
@@ -114,3 +116,11 @@ def _converted(values: list[Any], process: _Processor) -> list[Any]:
             last_in, last_out = value, process(value)
         out.append(last_out)
     return out
+
+
+def dialect_insert(session: Session, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` in the session's dialect (PostgreSQL or SQLite), which has
+    ``on_conflict_do_nothing`` and ``on_conflict_do_update``."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

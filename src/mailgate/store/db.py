@@ -213,18 +213,17 @@ class _SqliteThread:
         return await loop.run_in_executor(self._thread, self._run, transaction, durable)
 
     def _run(self, transaction: Callable[[Session], R], durable: bool = True) -> R:
-        if self._lock_path is None:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
-                return transaction(session)
-        if self._lock_fd is None:
+        if self._lock_path is not None and self._lock_fd is None:
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         bind = self._engine if durable else self._not_durable
         try:
             with Session(bind, expire_on_commit=False) as session, session.begin():
                 return transaction(session)
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

@@ -8,6 +8,7 @@ that records its own outcome, so a slow receiver holds up nobody else's deliveri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -46,17 +47,11 @@ class Dispatcher:
             failures=settings.webhook_disable_after_failures,
         )
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """Something may be due now (a replay, a test): look before the next poll."""
-        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set; then let POSTs in flight finish."""
         async with sender.new_client(self.settings.webhook_timeout_seconds) as client:
             while not stop.is_set():
-                self._wake.clear()
                 try:
                     busy = await self.step(client)
                 except Exception as exc:  # the database is away: back off, try again
@@ -89,7 +84,8 @@ class Dispatcher:
                     limit=room,
                     lease_seconds=settings.webhook_timeout_seconds + LEASE_MARGIN,
                     now=utcnow(),
-                )
+                ),
+                durable=False,  # lost in a power cut, the deliveries are claimed again
             )
         for job in jobs:
             task = asyncio.create_task(self._deliver(client, job))
@@ -98,16 +94,8 @@ class Dispatcher:
         return read >= FANOUT_BATCH or (room > 0 and len(jobs) == room)
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
-        try:
-            await asyncio.wait(
-                waiters,
-                timeout=self.settings.webhook_poll_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), self.settings.webhook_poll_seconds)
 
     def _secrets(self, job: OutboxJob) -> list[str]:
         valid = [self.box.decrypt(job.secret_encrypted)]
@@ -136,7 +124,8 @@ class Dispatcher:
                     now=utcnow(),
                     schedule=self.settings.webhook_retry_schedule,
                     disable=self.disable,
-                )
+                ),
+                durable=False,  # lost in a power cut, the POST is made again (at least once)
             )
             if disabled:
                 log.warning("webhook disabled after repeated failures", webhook_id=job.webhook_id)

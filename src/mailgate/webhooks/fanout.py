@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mailgate.store.bulk import dialect_insert
 from mailgate.store.models import (
     WEBHOOK_PENDING,
     Event,
@@ -243,7 +243,6 @@ def _facts(session: Session, events: Iterable[Event]) -> dict[int, EventFacts]:
 def _insert_ignoring_duplicates(session: Session) -> Any:
     """An INSERT that leaves a (webhook, event) row already written as it is: each event is
     read once, but a second writer must never make a second delivery."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table_of(WebhookDelivery)).on_conflict_do_nothing(
+    return dialect_insert(session, table_of(WebhookDelivery)).on_conflict_do_nothing(
         index_elements=["webhook_id", "event_id"]
     )

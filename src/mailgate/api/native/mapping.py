@@ -62,11 +62,16 @@ def _quota(value: Any) -> QuotaRange | None:
     return QuotaRange(value.min, value.max)
 
 
-def to_changes(body: BaseModel, *, partial: bool) -> ProviderChanges:
-    """A create (all given fields) or PATCH (only the fields sent) body as domain changes."""
-    nulls = [n for n in sorted(body.model_fields_set & NOT_NULLABLE) if getattr(body, n) is None]
+def refuse_nulls(body: BaseModel, not_nullable: frozenset[str]) -> None:
+    """Refuse a body that sends ``null`` for any of the ``not_nullable`` fields."""
+    nulls = [n for n in sorted(body.model_fields_set & not_nullable) if getattr(body, n) is None]
     if nulls:
         raise Invalid([Issue(name, N_("Must not be null."), "invalid_type") for name in nulls])
+
+
+def to_changes(body: BaseModel, *, partial: bool) -> ProviderChanges:
+    """A create (all given fields) or PATCH (only the fields sent) body as domain changes."""
+    refuse_nulls(body, NOT_NULLABLE)
     if partial:
         sent = body.model_fields_set
     else:  # a create takes every field; an optional one left at None is simply not set

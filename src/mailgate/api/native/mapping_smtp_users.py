@@ -7,9 +7,8 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from mailgate.api.fields import iso
+from mailgate.api.native.mapping import refuse_nulls
 from mailgate.domain import SendingRateLimit
-from mailgate.errors import Invalid, Issue
-from mailgate.i18n import N_
 from mailgate.services.smtp_users import SmtpUserChanges, rate_limit_of
 from mailgate.store.models import IpAuthNetwork, SmtpUser
 
@@ -23,9 +22,7 @@ NETWORK_CURSOR: Final = "ip"
 
 def to_changes(body: BaseModel, *, partial: bool) -> SmtpUserChanges:
     """A create (all given fields) or PATCH (only the fields sent) body as domain changes."""
-    nulls = [n for n in sorted(body.model_fields_set & NOT_NULLABLE) if getattr(body, n) is None]
-    if nulls:
-        raise Invalid([Issue(name, N_("Must not be null."), "invalid_type") for name in nulls])
+    refuse_nulls(body, NOT_NULLABLE)
     if partial:
         sent = body.model_fields_set
     else:  # a create takes every field; an optional one left at None is simply not set

@@ -7,8 +7,8 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from mailgate.api.fields import iso
-from mailgate.errors import Invalid, Issue
-from mailgate.i18n import N_, translate_stored
+from mailgate.api.native.mapping import refuse_nulls
+from mailgate.i18n import translate_stored
 from mailgate.services.webhooks import WebhookChanges, next_attempt_of
 from mailgate.store.models import Webhook, WebhookDelivery, utcnow
 
@@ -29,9 +29,7 @@ NOT_NULLABLE: Final = frozenset({"url", "events", "enabled"})
 
 def to_changes(body: BaseModel) -> WebhookChanges:
     """A PATCH body (only the fields sent) as domain changes; ``description: null`` clears."""
-    nulls = [n for n in sorted(body.model_fields_set & NOT_NULLABLE) if getattr(body, n) is None]
-    if nulls:
-        raise Invalid([Issue(name, N_("Must not be null."), "invalid_type") for name in nulls])
+    refuse_nulls(body, NOT_NULLABLE)
     values: dict[str, Any] = {}
     for name in body.model_fields_set:
         value = getattr(body, name)

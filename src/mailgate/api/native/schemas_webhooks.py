@@ -54,7 +54,10 @@ class WebhookItem(BaseModel):
 
 
 class WebhookWithSecret(WebhookItem):
-    secret: str = Field(description="whsec_... signing secret: shown now, never again.")
+    secret: str | None = Field(
+        description="whsec_... signing secret: shown now, never again (null when an "
+        "idempotent request is replayed)."
+    )
 
 
 class WebhookEnvelope(BaseModel):

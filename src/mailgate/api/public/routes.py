@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from mailgate.api.deps import context_of
 from mailgate.api.public import pages
 from mailgate.api.public.visitor import visitor_of
+from mailgate.domain import EventType
 from mailgate.services import tracking
 from mailgate.services.tracking import Target
 from mailgate.services.tracking_tokens import TokenKind, TrackingSigner
@@ -37,7 +38,7 @@ def _signer(request: Request) -> TrackingSigner:
 
 
 async def _target(request: Request, token: str, kind: TokenKind) -> Target | None:
-    async with context_of(request).database.session() as session:
+    async with context_of(request).database.reading() as session:
         return await tracking.find_target(
             session=session, signer=_signer(request), token=token, kind=kind
         )
@@ -54,31 +55,35 @@ def _visitor(request: Request) -> tracking.Visitor:
     return found
 
 
+async def _hit(request: Request, token: str, kind: TokenKind) -> Target | None:
+    """The token's target, its open or click recorded; None when the token does not verify
+    (or a click token holds no link): nothing is recorded then."""
+    target = await _target(request, token, kind)
+    if target is None or (kind is TokenKind.CLICK and target.url is None):
+        return None
+    event = EventType.OPEN if kind is TokenKind.OPEN else EventType.CLICK
+    async with context_of(request).database.writing() as session:
+        await tracking.record_hit(
+            session=session, target=target, visitor=_visitor(request), kind=event
+        )
+    return target
+
+
 @router.api_route("/t/o/{token}.gif", methods=["GET", "HEAD"])
 async def open_pixel(token: str, request: Request) -> Response:
     """Records an ``open`` and answers a transparent 1x1 GIF."""
-    ctx = context_of(request)
-    async with ctx.database.session() as session:
-        target = await tracking.find_target(
-            session=session, signer=_signer(request), token=token, kind=TokenKind.OPEN
-        )
-        if target is None:
-            return _not_found()
-        await tracking.record_open(session=session, target=target, visitor=_visitor(request))
+    target = await _hit(request, token, TokenKind.OPEN)
+    if target is None:
+        return _not_found()
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
 @router.api_route("/t/c/{token}", methods=["GET", "HEAD"])
 async def click(token: str, request: Request) -> Response:
     """Records a ``click`` and redirects (302) to the link the signed token holds."""
-    ctx = context_of(request)
-    async with ctx.database.session() as session:
-        target = await tracking.find_target(
-            session=session, signer=_signer(request), token=token, kind=TokenKind.CLICK
-        )
-        if target is None or target.url is None:
-            return _not_found()
-        await tracking.record_click(session=session, target=target, visitor=_visitor(request))
+    target = await _hit(request, token, TokenKind.CLICK)
+    if target is None or target.url is None:
+        return _not_found()
     return RedirectResponse(target.url, status_code=302, headers=NO_STORE)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from mailgate.errors import Invalid
 from mailgate.i18n import N_
-from mailgate.services.stats import Counts, SenderTotals, emails_sent, empty_counts
+from mailgate.services.stats import Counts, SenderTotals, sum_counts
 
 __all__ = [
     "HISTORY_GROUPS",
@@ -17,6 +17,7 @@ __all__ = [
     "check_history_grouping",
     "check_username",
     "cycle",
+    "emails_sent",
     "history",
     "spam",
     "summary",
@@ -25,6 +26,12 @@ __all__ = [
 
 HISTORY_GROUPS: Final = ("email_address", "domain")
 UNLIMITED: Final = 2**31 - 1  # cycle_max when the operator set no monthly allowance
+
+
+def emails_sent(counts: Counts) -> int:
+    """Recipients an upstream answered for: delivered, bounced or given up on (SMTP2GO's
+    "emails"). A bounce reported after delivery counts that recipient twice."""
+    return counts["delivered"] + counts["bounce"] + counts["failed"]
 
 
 def check_username(username: str | None) -> None:
@@ -147,18 +154,16 @@ def _history_row(name_field: str, name: str, counts: Counts, size: int) -> dict[
 
 
 def history(senders: Sequence[SenderTotals], grouping: str) -> dict[str, Any]:
-    groups: dict[str, SenderTotals] = {}
+    members: dict[str, list[SenderTotals]] = {}
     for one in senders:
         name = one.sender.rpartition("@")[2] if grouping == "domain" else one.sender
-        group = groups.setdefault(name, SenderTotals(name))
-        for key, number in one.counts.items():
-            group.counts[key] += number
-        group.bytes += one.bytes
-    ordered = sorted(groups.values(), key=lambda g: (-emails_sent(g.counts), g.sender))
-    total = empty_counts()
-    for group in ordered:
-        for key, number in group.counts.items():
-            total[key] += number
+        members.setdefault(name, []).append(one)
+    groups = [
+        SenderTotals(name, sum_counts(m.counts for m in ones), sum(m.bytes for m in ones))
+        for name, ones in members.items()
+    ]
+    ordered = sorted(groups, key=lambda g: (-emails_sent(g.counts), g.sender))
+    total = sum_counts(g.counts for g in ordered)
     emails = emails_sent(total)
     return {
         "count": emails,

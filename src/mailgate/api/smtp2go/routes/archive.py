@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from mailgate.api.deps import SessionDep
@@ -33,7 +32,7 @@ from mailgate.errors import Invalid, Issue
 from mailgate.i18n import N_
 from mailgate.services import archive as service
 from mailgate.services.messages import recipients_of
-from mailgate.store.models import Message
+from mailgate.store.models import Message, MessageRecipient
 
 router = APIRouter(
     prefix="/archive", tags=["smtp2go: archive"], route_class=JsonAnyContentTypeRoute
@@ -49,10 +48,9 @@ def _raw_url(request: Request, message: Message) -> str:
     return str(request.url_for("download_raw", message_id=message.public_id))
 
 
-async def _entry(
-    request: Request, session: AsyncSession, message: Message, raw: bytes
+def _entry(
+    request: Request, message: Message, recipients: list[MessageRecipient], raw: bytes
 ) -> dict[str, Any]:
-    recipients = (await recipients_of(session=session, message_ids=[message.id]))[message.id]
     summary = service.summarize(raw)
     return mapping.archived_email(message, recipients, summary, _raw_url(request, message))
 
@@ -89,11 +87,12 @@ async def search_archive(
         limit=query.limit or DEFAULT_LIMIT,
         before_id=before_id,
     )
+    recipients = await recipients_of(session=session, message_ids=[m.id for m in found])
     emails = []
     for message in found:  # one body at a time: messages may be large
         raw = await service.raw_of(session=session, message_id=message.id)
         if raw is not None:  # purged since the search read the row
-            emails.append(await _entry(request, session, message, raw))
+            emails.append(_entry(request, message, recipients[message.id], raw))
     token = encode_cursor(CURSOR, found[-1].id) if has_more and found else None
     data = {"email_count": len(emails), "emails": emails, "continue_token": token}
     return json_response(envelope(request, data))
@@ -108,7 +107,9 @@ async def view_archived(
     found = await service.raw_message(
         session=session, account_id=principal.account_id, public_id=body.email_id
     )
-    entry = await _entry(request, session, found.message, found.raw)
+    message = found.message
+    recipients = await recipients_of(session=session, message_ids=[message.id])
+    entry = _entry(request, message, recipients[message.id], found.raw)
     return json_response(envelope(request, entry))
 
 

@@ -54,7 +54,7 @@ async def _cycle(session: AsyncSession, account_id: int, allowance: int) -> dict
     counts = await service.event_totals(
         session=session, account_id=account_id, start=start, end=following
     )
-    return mapping.cycle(service.emails_sent(counts), start, following, allowance)
+    return mapping.cycle(mapping.emails_sent(counts), start, following, allowance)
 
 
 @router.post("/email_bounces", response_model=BouncesEnvelope, responses=ERRORS)
