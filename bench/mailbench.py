@@ -405,7 +405,7 @@ class MailgateResult:
     p99_ms: float
     max_ms: float
     generator_cpu: float
-    server_cpu: float
+    server_cpu: dict[str, float]  # by role (process_cpu)
     statuses: dict[str, int]
     errors: dict[str, int]
     error_bodies: dict[str, str]
@@ -616,7 +616,7 @@ def run_mailgate(
     if generator_rc != 0:
         raise BenchError(f"load generator failed ({generator_rc}): {stderr[-2000:]}")
     result = json.loads(gen_log.read_text())
-    server_cpu = process_cpu(server.pid) - cpu_before
+    server_cpu = cpu_since(server.pid, cpu_before)
     machine_busy = cpu_busy_since(machine_before)
     if result["ok"] != args.n:
         say(
@@ -646,9 +646,10 @@ def run_mailgate(
     )
 
 
-def process_cpu(pid: int) -> float:
+def process_cpu(pid: int) -> dict[str, float]:
     """User + system CPU seconds of a process, its threads and its live descendants (the
-    processes of `serve` with MAILGATE_PROCESSES > 1), from /proc."""
+    processes of `serve` with MAILGATE_PROCESSES > 1), from /proc, by role: ``delivery`` for
+    the delivery process (`mailgate worker`), ``API`` for the rest."""
     stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
     ticks = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
@@ -659,12 +660,22 @@ def process_cpu(pid: int) -> float:
         except OSError:
             continue
         stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    total, frontier = 0.0, [pid]
+    roles: dict[str, float] = {"API": 0.0, "delivery": 0.0}
+    frontier = [pid]
     while frontier:
         current = frontier.pop()
-        total += stats.get(current, (0, 0.0))[1]
+        try:
+            command = Path(f"/proc/{current}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            command = []
+        role = "delivery" if b"worker" in command else "API"
+        roles[role] += stats.get(current, (0, 0.0))[1]
         frontier += [child for child, (parent, _) in stats.items() if parent == current]
-    return total
+    return roles
+
+
+def cpu_since(pid: int, before: dict[str, float]) -> dict[str, float]:
+    return {role: seconds - before.get(role, 0.0) for role, seconds in process_cpu(pid).items()}
 
 
 def db_summary(data_dir: Path, database_url: str) -> str:
@@ -743,7 +754,8 @@ class RelayResult:
     deliver_seconds: float
     milestones: dict[float, float]
     machine_busy: float
-    server_cpu: float | None  # Mailgate's; Postfix runs as many short-lived processes
+    # Mailgate's, by role; Postfix runs as many short-lived processes
+    server_cpu: dict[str, float] | None
 
 
 def run_postfix(
@@ -875,7 +887,7 @@ def feed(
     )
     say(f"preflight ok; injecting {args.n} messages into {name} with {args.sessions} sessions")
     base_count = sink.count()
-    cpu_before = process_cpu(cpu_of) if cpu_of else 0.0
+    cpu_before = process_cpu(cpu_of) if cpu_of else {}
     machine_before = cpu_snapshot()
     started_at = time.monotonic()
     injector = smtp_source(args, port, args.n)
@@ -901,7 +913,7 @@ def feed(
         deliver_seconds=done_at - started_at,
         milestones={k: v - started_at for k, v in sink.milestones.items()},
         machine_busy=machine_busy,
-        server_cpu=process_cpu(cpu_of) - cpu_before if cpu_of else None,
+        server_cpu=cpu_since(cpu_of, cpu_before) if cpu_of else None,
     )
 
 
@@ -1127,8 +1139,8 @@ def render(
             f"(first request -> sink counted all accepted, {mg.deliver_seconds:.2f} s)",
             f"  API latency p50 {mg.p50_ms:.1f} ms, p90 {mg.p90_ms:.1f} ms, "
             f"p99 {mg.p99_ms:.1f} ms, max {mg.max_ms:.1f} ms",
-            f"  CPU: server {mg.server_cpu:.1f} s ({mg.server_cpu / mg.deliver_seconds:.0%} "
-            f"of one CPU), load generator {mg.generator_cpu:.1f} s "
+            f"  CPU: server {server_cpu(mg.server_cpu, mg.submitted)}, "
+            f"load generator {mg.generator_cpu:.1f} s "
             f"({1e6 * mg.generator_cpu / mg.submitted:.0f} us/request)",
         ]
         if mg.accepted != mg.submitted:
@@ -1156,6 +1168,13 @@ def render(
     return "\n".join(lines)
 
 
+def server_cpu(roles: dict[str, float], messages: int) -> str:
+    """``9.9 s, 0.99 ms/message (API 0.66, delivery 0.33)``"""
+    total = sum(roles.values())
+    parts = ", ".join(f"{role} {1e3 * seconds / messages:.2f}" for role, seconds in roles.items())
+    return f"{total:.1f} s, {1e3 * total / messages:.2f} ms/message ({parts})"
+
+
 def relay_lines(title: str, result: RelayResult) -> list[str]:
     lines = [
         title,
@@ -1165,10 +1184,7 @@ def relay_lines(title: str, result: RelayResult) -> list[str]:
         f"{result.submitted / result.inject_seconds:.0f} msg/s accepted)",
     ]
     if result.server_cpu is not None:
-        lines.append(
-            f"  CPU: server {result.server_cpu:.1f} s "
-            f"({1e3 * result.server_cpu / result.submitted:.2f} ms/message)"
-        )
+        lines.append(f"  CPU: server {server_cpu(result.server_cpu, result.submitted)}")
     lines += [
         f"  {milestones(result.milestones)}",
         f"  machine CPU busy during the run: {result.machine_busy:.0%} of {os.cpu_count()} CPUs",

@@ -15,6 +15,7 @@ import collections
 import json
 import os
 import re
+import sqlite3
 import threading
 from typing import Any
 
@@ -36,7 +37,11 @@ def _with_trace(dbapi_connection: Any, _record: Any) -> None:
         with lock:
             counts[key] += 1
 
-    await_only(dbapi_connection.driver_connection.set_trace_callback(trace))
+    connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    if isinstance(connection, sqlite3.Connection):  # the writer and reader threads
+        connection.set_trace_callback(trace)
+    else:  # aiosqlite
+        await_only(connection.set_trace_callback(trace))
 
 
 def _dump() -> None:

@@ -87,6 +87,25 @@ class RequestContextMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+class MailgateApp(FastAPI):
+    """FastAPI behind a front door (``front``, set by :func:`create_app`): every request gets
+    its id there, and the direct routes (api/direct.py) are served there, before FastAPI's
+    own per-request work (an OpenTelemetry probe, then Starlette's middleware stack). The
+    rest goes on to FastAPI as usual."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None or scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # as Starlette sets it: request.app
+        await self.front(scope, receive, send)
+
+    async def behind_front(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
 async def render_error(request: Request, exc: Exception) -> Response:
     error = as_mailgate_error(exc)
     if type(error) is MailgateError:
@@ -131,7 +150,7 @@ def create_app(
             finally:
                 await ctx.smtp_tests.close()
 
-    app = FastAPI(
+    app = MailgateApp(
         title="Mailgate",
         version=__version__,
         description=(
@@ -145,11 +164,11 @@ def create_app(
     busiest_first = (native, smtp2go, mailsage, backoffice, docspace)
     for package in busiest_first:
         package.surface.include(app)
-    # The last added runs first: request ids and rate-limit headers for the direct routes too.
+    inner: ASGIApp = app.behind_front
     if direct:
         routes = direct_routes(r for package in busiest_first for r in package.surface.routes())
-        app.add_middleware(DirectRoutes, routes=routes, render_error=render_error)
-    app.add_middleware(RequestContextMiddleware)
+        inner = DirectRoutes(inner, routes=routes, render_error=render_error)
+    app.front = RequestContextMiddleware(inner)
     app.include_router(public.router)  # tracking and unsubscribe links: no key, no envelope
     for exc_type in (MailgateError, RequestValidationError, HTTPException, Exception):
         app.add_exception_handler(exc_type, render_error)

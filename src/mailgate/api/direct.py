@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mailgate.api.routing import MailgateRoute, is_json, read_body, replaying
+from mailgate.api.routing import MailgateRoute, is_json, parse_json, read_body, replaying
 from mailgate.errors import MailgateError
 
 __all__ = ["DirectRoutes", "direct", "direct_routes"]
@@ -122,12 +122,13 @@ class _Served:
         document: Any = None
         if raw:
             if self.force_json or is_json(request.headers.get("content-type")):
-                try:  # parsed once: the request keeps it for a dependency that reads it too
-                    document = await request.json()
+                try:
+                    document = parse_json(raw)
                 except json.JSONDecodeError as exc:
                     raise _json_error(exc) from exc
                 except ValueError as exc:  # not UTF-8
                     raise HTTPException(400, "There was an error parsing the body") from exc
+                request._json = document  # Starlette's cache: a dependency may read it too
             else:
                 document = raw  # validated as is, and refused: not an object
         values: dict[str, Any] = {}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 __all__ = ["json_bytes", "json_response"]
 
 
 def json_bytes(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
 
 
 def json_response(

@@ -211,7 +211,7 @@ def build_message(
     custom = _custom_headers(checks, draft.headers)
     id_domain = _message_id_domain(checks, message_id_domain, sender.envelope if sender else None)
     for where, body in (("text", draft.text), ("html", draft.html)):
-        if body is not None and _SURROGATE.search(body):
+        if body is not None and not body.isascii() and _SURROGATE.search(body):
             checks.add(where, M_UNICODE)
     parts = [_attachment_part(checks, i, a) for i, a in enumerate(draft.attachments)]
     if checks.issues:
@@ -341,6 +341,8 @@ def _encoded_words(text: str, size: int = _EW_BYTES) -> list[str]:
 def _fold(name: str, value: str) -> str | None:
     """``value`` folded at its own white space (before a space or tab, never adding any),
     lines joined with CRLF; None when a word is too long for the 998-character limit."""
+    if len(name) + 2 + len(value) <= _FOLD_AT:  # fits on its line: the common case
+        return value
     lines: list[str] = []
     line = ""
     width = len(name) + 2  # "Name: "
@@ -522,8 +524,8 @@ def _encode_text(text: str) -> tuple[str, bytes]:
     """UTF-8 text as 7bit when it is short-lined ASCII, else as quoted-printable or base64,
     whichever is shorter for its first lines (``email.contentmanager``'s rule)."""
     lines = text.encode("utf-8").splitlines()
-    body = b"".join(line + b"\r\n" for line in lines)
-    if body.isascii() and max((len(line) for line in lines), default=0) <= _FOLD_AT:
+    body = b"\r\n".join(lines) + b"\r\n" if lines else b""
+    if body.isascii() and max(map(len, lines), default=0) <= _FOLD_AT:
         return "7bit", body
     sniff = b"".join(line + b"\r\n" for line in lines[:10])
     if len(quoprimime.body_encode(sniff.decode("latin-1"), _FOLD_AT)) > len(
@@ -548,11 +550,14 @@ def _is_exactly(raw: bytes, names: Sequence[str]) -> bool:
     if not raw.count(b"\r") == raw.count(b"\n") == raw.count(b"\r\n"):
         return False
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
-    found = [line.split(b":", 1)[0].lower() for line in head if line[:1] not in (b" ", b"\t")]
-    expected = [name.lower().encode() for name in names]
-    if found and found[-1] == b"content-type" and expected[-1:] != [b"content-type"]:
-        expected.append(b"content-type")  # a multipart body's, written by the renderer
-    return found == expected and not _BCC_HEADERS.intersection(n.decode() for n in found)
+    found = b"\n".join(
+        line.split(b":", 1)[0] for line in head if line[:1] not in (b" ", b"\t")
+    ).lower()
+    expected = "\n".join(names).lower().encode()
+    last = b"\ncontent-type"
+    if (b"\n" + found).endswith(last) and not (b"\n" + expected).endswith(last):
+        expected += last  # a multipart body's, written by the renderer
+    return found == expected and not _BCC_HEADERS.intersection(found.decode().split("\n"))
 
 
 def _unique(addresses: Iterable[str]) -> tuple[str, ...]:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Final, Protocol
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailgate.delivery.personalize import Engagement
@@ -129,42 +129,46 @@ def claim_due(
     return sorted(claimed.scalars())
 
 
+# Built once: they run for every batch handed over, and building a statement (then its cache
+# key) cost more than running it.
+_JOBS: Final = (
+    select(
+        Message.id,
+        Message.account_id,
+        Message.provider_id,
+        Message.envelope_from,
+        Message.smtputf8,
+        Message.attempts,
+        Message.expires_at,
+        Message.lease_expires_at,
+        Message.track_opens,
+        Message.track_clicks,
+        Message.list_unsubscribe,
+        MessageContent.raw,
+    )
+    .join(MessageContent, MessageContent.message_id == Message.id)
+    .where(
+        Message.id.in_(bindparam("ids", expanding=True)),
+        Message.lease_owner == bindparam("owner"),
+        IN_QUEUE,
+    )
+    .order_by(Message.id)
+)
+_RECIPIENTS: Final = (
+    select(MessageRecipient.message_id, MessageRecipient.address, MessageRecipient.status)
+    .where(MessageRecipient.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(MessageRecipient.id)
+)
+
+
 def load_jobs(session: Session, *, worker_id: str, message_ids: Sequence[int]) -> list[DeliveryJob]:
     """The jobs for messages leased to ``worker_id`` (two queries for any number)."""
     if not message_ids:
         return []
-    rows = (
-        session.execute(
-            select(
-                Message.id,
-                Message.account_id,
-                Message.provider_id,
-                Message.envelope_from,
-                Message.smtputf8,
-                Message.attempts,
-                Message.expires_at,
-                Message.lease_expires_at,
-                Message.track_opens,
-                Message.track_clicks,
-                Message.list_unsubscribe,
-                MessageContent.raw,
-            )
-            .join(MessageContent, MessageContent.message_id == Message.id)
-            .where(
-                Message.id.in_(list(message_ids)),
-                Message.lease_owner == worker_id,
-                IN_QUEUE,
-            )
-            .order_by(Message.id)
-        )
-    ).all()
+    rows = session.execute(_JOBS, {"ids": list(message_ids), "owner": worker_id}).all()
     pending: dict[int, list[str]] = {row.id: [] for row in rows}
     settled: dict[int, list[str]] = {row.id: [] for row in rows}
-    recipients = session.execute(
-        select(MessageRecipient.message_id, MessageRecipient.address, MessageRecipient.status)
-        .where(MessageRecipient.message_id.in_(list(pending)))
-        .order_by(MessageRecipient.id)
-    )
+    recipients = session.execute(_RECIPIENTS, {"ids": list(pending)})
     for message_id, address, status in recipients:
         if status in PENDING:
             pending[message_id].append(address)

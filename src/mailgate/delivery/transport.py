@@ -725,6 +725,8 @@ class _Wire(asyncio.Protocol):
 
     async def reply(self, timeout: float) -> Reply:  # noqa: ASYNC109 - per reply
         """The next reply; raises TimeoutError, SMTPServerDisconnected or _MalformedReply."""
+        if self._replies:  # pipelined replies come together: no timer for those already here
+            return self._replies.popleft()
         async with asyncio.timeout(timeout):
             while not self._replies:
                 if self._lost is not None:

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Final
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
@@ -445,13 +445,9 @@ class Worker:
         session: Session,
     ) -> list[tuple[DeliveryJob, _Tried]]:
         """The transaction of :meth:`_record`; the attempts it recorded."""
-        ours = select(Message.id).where(
-            Message.id.in_([job.message_id for job, _ in items]),
-            Message.lease_owner == self.worker_id,
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            ours = ours.with_for_update()
-        still_ours = set(session.execute(ours).scalars())
+        ours = _OURS_LOCKED if session.get_bind().dialect.name == "postgresql" else _OURS
+        ids = [job.message_id for job, _ in items]
+        still_ours = set(session.execute(ours, {"ids": ids, "owner": self.worker_id}).scalars())
         # a job whose lease ran out (and someone else may hold now) is left alone
         kept = [(job, t) for job, t in items if job.message_id in still_ours]
         plans = [plan(job, t.attempt, now=now, retry=self.retry) for job, t in kept]
@@ -476,6 +472,13 @@ class Worker:
             return False
         self._last_used_written[provider_id] = now
         return True
+
+
+# The messages among "ids" still leased to "owner". Built once: it runs for every outcome batch.
+_OURS: Final = select(Message.id).where(
+    Message.id.in_(bindparam("ids", expanding=True)), Message.lease_owner == bindparam("owner")
+)
+_OURS_LOCKED: Final = _OURS.with_for_update()
 
 
 def _note_circuits(session: Session, tried: _Tried) -> None:

@@ -15,7 +15,7 @@ from email.utils import formataddr, quote
 from functools import partial
 from typing import Any, Final
 
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -111,12 +111,16 @@ def _kinds(
     return tuple(result)
 
 
+_NO_CHOICE: Final = TrackingChoice()  # the accounts' defaults
+
+
 @dataclass(frozen=True)
 class _Options:
     tags: tuple[str, ...]
     metadata: Mapping[str, str]
     provider_ref: str | None
     send_at: datetime | None
+    tracking: TrackingChoice
 
 
 def _submission(
@@ -135,6 +139,7 @@ def _submission(
         metadata=dict(options.metadata),
         provider_ref=options.provider_ref,
         send_at=options.send_at,
+        tracking=options.tracking,
     )
 
 
@@ -146,6 +151,7 @@ def submission_from_draft(
     metadata: Mapping[str, str] | None = None,
     provider_ref: str | None = None,
     send_at: datetime | None = None,
+    tracking: TrackingChoice = _NO_CHOICE,
 ) -> Submission:
     built = build_message(draft, message_id_domain=settings.message_id_domain)
     if len(built.raw) > settings.message_max_bytes:
@@ -157,7 +163,7 @@ def submission_from_draft(
                 {"limit": settings.message_max_bytes},
             )
         )
-    options = _Options(tuple(tags), metadata or {}, provider_ref, send_at)
+    options = _Options(tuple(tags), metadata or {}, provider_ref, send_at, tracking)
     recipients = (draft.to, draft.cc, draft.bcc)
     return _submission(built, draft.sender, draft.subject, recipients, options)
 
@@ -170,11 +176,12 @@ def submission_from_raw(
     metadata: Mapping[str, str] | None = None,
     provider_ref: str | None = None,
     send_at: datetime | None = None,
+    tracking: TrackingChoice = _NO_CHOICE,
 ) -> Submission:
     built, summary = parse_raw_message(
         raw, max_bytes=settings.message_max_bytes, message_id_domain=settings.message_id_domain
     )
-    options = _Options(tuple(tags), metadata or {}, provider_ref, send_at)
+    options = _Options(tuple(tags), metadata or {}, provider_ref, send_at, tracking)
     recipients = (summary.to, summary.cc, summary.bcc)
     return _submission(built, summary.sender, summary.subject, recipients, options)
 
@@ -388,6 +395,12 @@ _MESSAGE_FIELDS: Final = tuple(
 )
 
 
+# Built once, as suppressions.suppressed_among's query is.
+_IDS_OF: Final = select(table_of(Message).c.public_id, table_of(Message).c.id).where(
+    table_of(Message).c.public_id.in_(bindparam("public_ids", expanding=True))
+)
+
+
 def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> None:
     """Every row of every message: one ``executemany`` per table (see
     :mod:`mailgate.store.bulk`), then the new messages' ids by their public ids."""
@@ -397,9 +410,7 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
         [{column: p.row[attr] for column, attr in _MESSAGE_FIELDS} for p in pending],
     )
     public_ids = [p.row["public_id"] for p in pending]
-    found = session.execute(
-        select(Message.public_id, Message.id).where(Message.public_id.in_(public_ids))
-    )
+    found = session.execute(_IDS_OF, {"public_ids": public_ids})
     ids: dict[str, int] = {public_id: id_ for public_id, id_ in found}
     contents: list[dict[str, object]] = []
     tags: list[dict[str, object]] = []

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -149,16 +149,24 @@ async def find_suppressed(
     return await session.run_sync(suppressed_among, account_id, addresses)
 
 
+_TABLE: Final = table_of(Suppression)
+# Built once: it runs in every accepting transaction, and building a statement (then its cache
+# key) cost more than running it.
+_SUPPRESSED: Final = select(_TABLE.c.value).where(
+    _TABLE.c.account_id == bindparam("account_id"),
+    _TABLE.c.value.in_(bindparam("keys", expanding=True)),
+)
+
+
 def suppressed_among(session: Session, account_id: int, addresses: Iterable[str]) -> set[str]:
     """:func:`find_suppressed` inside a synchronous transaction (:meth:`Database.write`)."""
     wanted = {address.lower(): address for address in addresses}
     if not wanted:
         return set()
     keys = set(wanted) | {_domain(a) for a in wanted}
-    query = select(Suppression.value).where(
-        Suppression.account_id == account_id, Suppression.value.in_(keys)
+    found = set(
+        session.execute(_SUPPRESSED, {"account_id": account_id, "keys": list(keys)}).scalars()
     )
-    found = set(session.execute(query).scalars())
     return {
         original
         for lowered, original in wanted.items()

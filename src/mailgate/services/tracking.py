@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from mailgate.domain import EventType
 from mailgate.errors import NotFound
 from mailgate.services.suppressions import SuppressionReason, suppress
 from mailgate.services.tracking_tokens import TokenKind, TrackingSigner
-from mailgate.store.models import Account, Event, Message, MessageRecipient, utcnow
+from mailgate.store.models import Account, Event, Message, MessageRecipient, table_of, utcnow
 
 __all__ = [
     "AccountTracking",
@@ -87,16 +87,19 @@ def _of(account: Account) -> AccountTracking:
     return AccountTracking(account.track_opens, account.track_clicks, account.transactional)
 
 
+_ACCOUNTS: Final = table_of(Account)
+# Built once: it runs in every accepting transaction (see suppressions.suppressed_among).
+_DEFAULTS: Final = select(
+    _ACCOUNTS.c.id, _ACCOUNTS.c.track_opens, _ACCOUNTS.c.track_clicks, _ACCOUNTS.c.transactional
+).where(_ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def account_defaults(session: Session, account_ids: Iterable[int]) -> dict[int, AccountTracking]:
     """Each account's defaults (one query for all)."""
     wanted = sorted(set(account_ids))
     if not wanted:
         return {}
-    rows = session.execute(
-        select(Account.id, Account.track_opens, Account.track_clicks, Account.transactional).where(
-            Account.id.in_(wanted)
-        )
-    )
+    rows = session.execute(_DEFAULTS, {"ids": wanted})
     found = {row.id: AccountTracking(*row[1:]) for row in rows}
     return {account_id: found.get(account_id, AccountTracking()) for account_id in wanted}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -171,10 +170,11 @@ def submission(
             metadata=body.metadata,
             provider_ref=_provider_ref(body),
             send_at=send_at,
+            tracking=_tracking(body),
         )
     except Invalid as exc:
         raise exc.renamed(request_field) from exc
-    return replace(made, tracking=_tracking(body))
+    return made
 
 
 def raw_submission(
@@ -189,10 +189,11 @@ def raw_submission(
             metadata=options.metadata,
             provider_ref=_provider_ref(options),
             send_at=send_at,
+            tracking=_tracking(options),
         )
     except Invalid as exc:
         raise exc.renamed(_RAW_RENAMES) from exc
-    return replace(made, tracking=_tracking(options))
+    return made
 
 
 # --- out ----------------------------------------------------------------------------------------
