@@ -387,17 +387,18 @@ class _Pending:
     refused: tuple[str, ...]
 
 
+_MESSAGES: Final = table_of(Message)
 # (column, attribute) of every column the insert writes (``metadata`` is the attribute ``meta``)
 _MESSAGE_FIELDS: Final = tuple(
     (column.key, inspect(Message).get_property_by_column(column).key)
-    for column in table_of(Message).columns
+    for column in _MESSAGES.columns
     if column.key != "id"
 )
 
 
 # Built once, as suppressions.suppressed_among's query is.
-_IDS_OF: Final = select(table_of(Message).c.public_id, table_of(Message).c.id).where(
-    table_of(Message).c.public_id.in_(bindparam("public_ids", expanding=True))
+_IDS_OF: Final = select(_MESSAGES.c.public_id, _MESSAGES.c.id).where(
+    _MESSAGES.c.public_id.in_(bindparam("public_ids", expanding=True))
 )
 
 
@@ -406,7 +407,7 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
     :mod:`mailgate.store.bulk`), then the new messages' ids by their public ids."""
     insert_many(
         session,
-        table_of(Message),
+        _MESSAGES,
         [{column: p.row[attr] for column, attr in _MESSAGE_FIELDS} for p in pending],
     )
     public_ids = [p.row["public_id"] for p in pending]
