@@ -9,17 +9,22 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mailgate.delivery.coordination import (
+    MAX_DATAGRAM,
     DelivererHandoff,
     DeliveryLock,
     WakeListener,
     WakeSender,
+    handoff_datagrams,
+    read_handoff,
 )
+from mailgate.delivery.personalize import Engagement
 from mailgate.delivery.queue import DeliveryJob, Lease
 from serve_process import serving
 from smtp_servers import SmtpServer
@@ -39,14 +44,20 @@ class _Heard:
 
     def __init__(self) -> None:
         self.woken = asyncio.Event()
-        self.handed: list[tuple[str, datetime, list[int]]] = []
+        self.handed: list[tuple[str, datetime, list[int], list[DeliveryJob]]] = []
         self.got_handoff = asyncio.Event()
 
     def wake(self) -> None:
         self.woken.set()
 
-    def adopt_leased(self, owner: str, until: datetime, message_ids: Sequence[int]) -> None:
-        self.handed.append((owner, until, list(message_ids)))
+    def adopt_leased(
+        self,
+        owner: str,
+        until: datetime,
+        message_ids: Sequence[int],
+        jobs: Sequence[DeliveryJob] = (),
+    ) -> None:
+        self.handed.append((owner, until, list(message_ids), list(jobs)))
         self.got_handoff.set()
 
 
@@ -67,23 +78,44 @@ async def test_a_wake_datagram_reaches_the_deliverer(tmp_path: Path) -> None:
     orphan.close()
 
 
-def _job(message_id: int, until: datetime) -> DeliveryJob:
+def _job(
+    message_id: int, until: datetime, raw: bytes = b"Subject: hi\r\n\r\nhello\r\n"
+) -> DeliveryJob:
     return DeliveryJob(
         message_id=message_id,
         account_id=1,
-        explicit_provider_id=None,
+        explicit_provider_id=None if message_id % 2 else 7,
         envelope_from="s@example.com",
-        recipients=("r@example.com",),
-        settled=(),
-        raw=b"",
-        smtputf8=False,
-        attempts=1,
-        expires_at=until,
+        recipients=("r@example.com", f"r{message_id}@bücher.example"),
+        settled=("rejected",),
+        raw=raw,
+        smtputf8=bool(message_id % 2),
+        attempts=message_id,
+        expires_at=until + timedelta(days=3),
         lease_expires_at=until,
+        engagement=Engagement(track_opens=True, list_unsubscribe=bool(message_id % 2)),
     )
 
 
-async def test_a_handoff_names_the_deliverer_from_the_lock_file_and_sends_the_ids(
+def test_a_handoff_carries_each_message_whole_and_a_large_one_by_id() -> None:
+    until = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    small = [_job(i, until, raw=bytes([i]) * 1500) for i in range(1, 60)]
+    large = _job(60, until, raw=b"x" * MAX_DATAGRAM)
+    datagrams = handoff_datagrams("host:1:aa", [*small, large])
+    assert len(datagrams) > 1  # 60 messages of 1.5 KB do not fit in one
+    assert all(len(datagram) <= MAX_DATAGRAM for datagram, _ in datagrams)
+    handed = [read_handoff(datagram) for datagram, _ in datagrams]
+    assert {(h.owner, h.until) for h in handed} == {("host:1:aa", until)}
+    assert [job for h in handed for job in h.jobs] == small
+    assert [i for h in handed for i in h.message_ids] == [60]
+    assert [job for _, carried in datagrams for job in carried] == [*small, large]
+    whole, _ = datagrams[0]
+    for broken in (whole[:-1], whole + b"x", b"J" + whole[5:], b"J\0\0\0\2{}"):
+        with pytest.raises(ValueError):
+            read_handoff(broken)
+
+
+async def test_a_handoff_names_the_deliverer_from_the_lock_file_and_sends_the_mail(
     tmp_path: Path,
 ) -> None:
     heard = _Heard()
@@ -98,9 +130,11 @@ async def test_a_handoff_names_the_deliverer_from_the_lock_file_and_sends_the_id
     try:
         assert handoff.lease() == Lease("host:1:aa", 30, 7)
         until = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-        assert handoff.adopt([_job(i, until) for i in (11, 12, 13)]) == ()
+        jobs = [_job(i, until) for i in (11, 12, 13)]
+        assert handoff.adopt(jobs) == ()
         await asyncio.wait_for(heard.got_handoff.wait(), 5)
-        assert heard.handed == [("host:1:aa", until, [11, 12, 13])]
+        assert heard.handed == [("host:1:aa", until, [], jobs)]
+        assert (tmp_path / "delivery.sock").stat().st_mode & 0o777 == 0o600
         lock.announce("host:2:bb")  # a new deliverer took over: read again
         assert handoff.lease() == Lease("host:2:bb", 30, 7)
     finally:

@@ -13,6 +13,7 @@ from queue_support import Bench, bench
 from sqlalchemy import update
 
 from mailgate.delivery.coordination import (
+    MAX_DATAGRAM,
     DelivererHandoff,
     DeliveryLock,
     WakeListener,
@@ -281,9 +282,12 @@ async def test_claims_never_overlap(
         assert len(claimed) == len(set(claimed)) == 60
 
 
-async def _accept_handed_to(b: Bench, handoff: Handoff, count: int) -> list[str]:
+async def _accept_handed_to(
+    b: Bench, handoff: Handoff, count: int, *, large: frozenset[int] = frozenset()
+) -> list[str]:
     """Accept ``count`` messages the way the API does, handed to ``handoff``: this
-    process's worker, or the delivering process's."""
+    process's worker, or the delivering process's. Those numbered in ``large`` are too
+    large to travel whole in a handoff datagram."""
     batcher = AcceptBatcher(b.database, b.settings, handoff=handoff)
     submissions = [
         messages.submission_from_draft(
@@ -291,7 +295,7 @@ async def _accept_handed_to(b: Bench, handoff: Handoff, count: int) -> list[str]
                 sender=Mailbox("sender@example.com"),
                 to=(Mailbox(f"r{i}@example.com"),),
                 subject=f"handed {i}",
-                text="Body",
+                text="Body\n" * (MAX_DATAGRAM // 5 if i in large else 1),
             ),
             settings=b.settings,
         )
@@ -361,11 +365,12 @@ async def _leases(b: Bench, public_ids: list[str]) -> list[tuple[str, str | None
     ]
 
 
-async def test_mail_accepted_by_another_process_is_handed_to_the_deliverer_by_id(
+async def test_mail_accepted_by_another_process_is_handed_to_the_deliverer_whole(
     fresh_database_url: str, tmp_path: Path, tls_ca_bundle: Path, smtp_plain: SmtpServer
 ) -> None:
     """The serving process commits its mail leased to the worker the delivery lock names
-    and sends it the ids: delivered with no claim (the poll is far off, nobody nudges)."""
+    and sends it the messages (a large one by id, read from the table): delivered with no
+    claim (the poll is far off, nobody nudges)."""
     async with bench(fresh_database_url, tmp_path, tls_ca_bundle, queue_poll_seconds=60) as b:
         await b.provider(smtp_plain.host, smtp_plain.port)
         deliverer = b.worker()
@@ -379,7 +384,7 @@ async def test_mail_accepted_by_another_process_is_handed_to_the_deliverer_by_id
         stop = asyncio.Event()
         try:
             await deliverer.claim(10)  # its first look at the queue, done: it polls in 60 s
-            ids = await _accept_handed_to(b, handoff, 5)
+            ids = await _accept_handed_to(b, handoff, 5, large=frozenset({3}))
             assert await _leases(b, ids) == [("queued", deliverer.worker_id, 1)] * 5
             assert await b.worker().claim(100) == []  # nobody else may take them
             running = asyncio.create_task(deliverer.run(stop))

@@ -7,8 +7,10 @@ took) and listens on ``<data dir>/delivery.sock`` for datagrams from the others:
 
 - a nudge (``!``): mail was left in the table, look now;
 - a handoff: mail committed already leased to its worker (by the id the lock file gives),
-  with the message ids, so it loads them and sends, without a claim: the write lock is not
-  taken again for mail that has just been written (:class:`DelivererHandoff`).
+  each message whole (what sending needs, its MIME included), so the worker sends it
+  without a claim and without reading it back: the write lock is not taken again for mail
+  that has just been written, nor the table read (:class:`DelivererHandoff`). A message
+  too large for a datagram goes by its id, and the worker reads it from the table.
 
 A serving process with a worker of its own (``MAILGATE_PROCESSES`` > 1) hands its mail to
 that worker in memory instead, and gives back mail for providers with quotas, so quotas are
@@ -25,19 +27,38 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import IO, Any, Final, Protocol
 
+import orjson
+import structlog
+
+from mailgate.delivery.personalize import Engagement
 from mailgate.delivery.queue import DeliveryJob, Lease
 
-__all__ = ["DelivererHandoff", "DeliveryLock", "Receiver", "WakeListener", "WakeSender"]
+__all__ = [
+    "DelivererHandoff",
+    "DeliveryLock",
+    "Handed",
+    "Receiver",
+    "WakeListener",
+    "WakeSender",
+    "handoff_datagrams",
+    "read_handoff",
+]
+
+log = structlog.get_logger(__name__)
 
 LOCK_FILE: Final = "delivery.lock"
 WAKE_SOCKET: Final = "delivery.sock"
 NUDGE: Final = b"!"
-HANDOFF: Final = b"L"  # then lines: the lease's owner, its end (ISO 8601), comma-separated ids
+HANDOFF: Final = b"J"  # then the header's length (4 bytes), the header (JSON), the MIME
 UNHEARD_REST: Final = 1.0  # seconds without handoffs after one could not be sent
+# Within every receive buffer a datagram may meet (libuv's 64 KiB, asyncio's 256 KiB): a
+# longer one would arrive cut short.
+MAX_DATAGRAM: Final = 60_000
 
 
 class DeliveryLock:
@@ -77,7 +98,140 @@ class Receiver(Protocol):
 
     def wake(self) -> None: ...
 
-    def adopt_leased(self, owner: str, until: datetime, message_ids: Sequence[int]) -> None: ...
+    def adopt_leased(
+        self,
+        owner: str,
+        until: datetime,
+        message_ids: Sequence[int],
+        jobs: Sequence[DeliveryJob] = (),
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What a handoff datagram carries: mail leased to ``owner`` until ``until``."""
+
+    owner: str
+    until: datetime
+    jobs: list[DeliveryJob]  # whole
+    message_ids: list[int]  # to be read from the table
+
+
+def handoff_datagrams(
+    owner: str, jobs: Sequence[DeliveryJob]
+) -> list[tuple[bytes, list[DeliveryJob]]]:
+    """``jobs`` (one lease: one end) in as few datagrams as fit (see :data:`MAX_DATAGRAM`),
+    each with the jobs it carries."""
+    if not jobs:
+        return []
+    until = jobs[0].lease_expires_at.isoformat()
+    datagrams: list[tuple[bytes, list[DeliveryJob]]] = []
+    carried: list[DeliveryJob] = []
+    whole: list[list[object]] = []
+    by_id: list[int] = []
+    raws: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal carried, whole, by_id, raws, size
+        header = orjson.dumps({"owner": owner, "until": until, "jobs": whole, "ids": by_id})
+        datagram = b"".join((HANDOFF, len(header).to_bytes(4, "big"), header, *raws))
+        datagrams.append((datagram, carried))
+        carried, whole, by_id, raws, size = [], [], [], [], 0
+
+    for job in jobs:
+        fields: list[object] | None = _fields(job)
+        # its MIME, and a generous allowance for its header entry
+        cost = len(job.raw) + 200 + len(job.envelope_from) + sum(map(len, job.recipients))
+        if cost > MAX_DATAGRAM // 2:  # the worker reads it from the table
+            cost, fields = 16, None
+        if size + cost > MAX_DATAGRAM - 200:
+            flush()
+        carried.append(job)
+        if fields is None:
+            by_id.append(job.message_id)
+        else:
+            whole.append(fields)
+            raws.append(job.raw)
+        size += cost
+    flush()
+    return datagrams
+
+
+def _fields(job: DeliveryJob) -> list[object]:
+    return [
+        job.message_id,
+        job.account_id,
+        job.explicit_provider_id,
+        job.envelope_from,
+        job.recipients,
+        job.settled,
+        job.smtputf8,
+        job.attempts,
+        job.expires_at.isoformat(),
+        job.engagement.track_opens,
+        job.engagement.track_clicks,
+        job.engagement.list_unsubscribe,
+        len(job.raw),
+    ]
+
+
+def read_handoff(data: bytes) -> Handed:
+    """A datagram of :func:`handoff_datagrams`; ValueError when it is not one."""
+    if not data.startswith(HANDOFF) or len(data) < 5:
+        raise ValueError("not a handoff")
+    end = 5 + int.from_bytes(data[1:5], "big")
+    try:
+        header = orjson.loads(data[5:end])
+        until = datetime.fromisoformat(header["until"])
+        jobs, at = _jobs(header["jobs"], data, end, until)
+        handed = Handed(str(header["owner"]), until, jobs, [int(i) for i in header["ids"]])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a handoff: {exc!r}") from exc
+    if at != len(data):
+        raise ValueError("a handoff cut short, or with more than it says")
+    return handed
+
+
+def _jobs(
+    entries: list[list[Any]], data: bytes, at: int, until: datetime
+) -> tuple[list[DeliveryJob], int]:
+    """The jobs of a handoff's header entries, their MIME read from ``data`` at ``at`` on;
+    and where the last one ended."""
+    jobs: list[DeliveryJob] = []
+    for (
+        message_id,
+        account_id,
+        provider_id,
+        envelope_from,
+        recipients,
+        settled,
+        smtputf8,
+        attempts,
+        expires_at,
+        opens,
+        clicks,
+        unsubscribe,
+        size,
+    ) in entries:
+        jobs.append(
+            DeliveryJob(
+                message_id=message_id,
+                account_id=account_id,
+                explicit_provider_id=provider_id,
+                envelope_from=envelope_from,
+                recipients=tuple(recipients),
+                settled=tuple(settled),
+                raw=data[at : at + size],
+                smtputf8=smtputf8,
+                attempts=attempts,
+                expires_at=datetime.fromisoformat(expires_at),
+                lease_expires_at=until,
+                engagement=Engagement(opens, clicks, unsubscribe),
+            )
+        )
+        at += size
+    return jobs, at
 
 
 class _Wake(asyncio.DatagramProtocol):
@@ -89,12 +243,12 @@ class _Wake(asyncio.DatagramProtocol):
             self._receiver.wake()
             return
         try:
-            _, owner, until, ids = data.decode("ascii").split("\n")
-            handed = (owner, datetime.fromisoformat(until), [int(i) for i in ids.split(",")])
-        except ValueError:  # not ours to read (only this host's processes can send): look
-            self._receiver.wake()
+            handed = read_handoff(data)
+        except ValueError as exc:  # not ours (only this host's
+            log.warning("an unreadable handoff", error=repr(exc)[:200])  # processes can
+            self._receiver.wake()  # send, as the data directory's owner): look
             return
-        self._receiver.adopt_leased(*handed)
+        self._receiver.adopt_leased(handed.owner, handed.until, handed.message_ids, handed.jobs)
 
 
 class WakeListener:
@@ -112,6 +266,7 @@ class WakeListener:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             sock.bind(os.fspath(self.path))  # bound here: uvloop takes no AF_UNIX local_addr
+            os.chmod(self.path, 0o600)  # a handoff names mail to send: the owner's alone
             sock.setblocking(False)
             self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: _Wake(self._receiver), sock=sock
@@ -178,16 +333,15 @@ class DelivererHandoff:
         if not jobs:
             return ()
         owner = self._deliverer()
-        lines = (
-            HANDOFF.decode(),
-            owner or "",
-            jobs[0].lease_expires_at.isoformat(),  # one group: one lease end
-            ",".join(str(job.message_id) for job in jobs),
-        )
-        if owner and self._sender.send("\n".join(lines).encode("ascii")):
-            return ()
-        self._resting_until = time.monotonic() + UNHEARD_REST
-        return jobs
+        if not owner:
+            self._resting_until = time.monotonic() + UNHEARD_REST
+            return jobs
+        datagrams = handoff_datagrams(owner, jobs)
+        for sent, (datagram, _) in enumerate(datagrams):
+            if not self._sender.send(datagram):
+                self._resting_until = time.monotonic() + UNHEARD_REST
+                return [job for _, unheard in datagrams[sent:] for job in unheard]
+        return ()
 
     def _deliverer(self) -> str | None:
         """The worker id in the lock file, read again only when the file changed."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from mailgate.delivery.queue import PENDING, DeliveryJob
@@ -21,10 +22,19 @@ from mailgate.delivery.smtp_pool import RecipientResult
 from mailgate.domain import EventType, MessageStatus, Outcome, RecipientStatus
 from mailgate.services.bounce_reports import BounceClass
 from mailgate.services.suppressions import SuppressionReason, add_suppressed
-from mailgate.store.bulk import insert_many, update_many
+from mailgate.store.bulk import Batch, insert_batch, update_batch
 from mailgate.store.models import Event, Message, MessageRecipient, table_of
 
-__all__ = ["THROTTLE_DELAY", "Attempt", "OutcomePlan", "final_status", "plan", "write"]
+__all__ = [
+    "THROTTLE_DELAY",
+    "Attempt",
+    "OutcomePlan",
+    "OutcomeWrites",
+    "final_status",
+    "plan",
+    "prepare_writes",
+    "write",
+]
 
 THROTTLE_DELAY: Final = timedelta(seconds=1)  # every provider at its quota: look again soon
 REPLY_MAX: Final = 1000
@@ -204,20 +214,51 @@ _EXPIRE_RECIPIENT: Final = (
 )
 
 
-def write(session: Session, plans: Sequence[OutcomePlan], *, now: datetime) -> None:
-    """Apply ``plans`` in the caller's transaction (see :meth:`Database.write`)."""
+@dataclass(frozen=True)
+class OutcomeWrites:
+    """The statements :func:`write` runs for some plans, every row ready for the driver
+    (:func:`prepare_writes`)."""
+
+    batches: tuple[Batch, ...]
+
+
+def prepare_writes(dialect: Dialect, plans: Sequence[OutcomePlan]) -> OutcomeWrites | None:
+    """The rows of ``plans`` made ready before their transaction; None when one of them
+    needs a read first (expired mail: its events repeat the last replies in the table)."""
+    if any(p.expired for p in plans):
+        return None
+    return OutcomeWrites(_batches(dialect, plans))
+
+
+def write(
+    session: Session,
+    plans: Sequence[OutcomePlan],
+    *,
+    now: datetime,
+    prepared: OutcomeWrites | None = None,
+) -> None:
+    """Apply ``plans`` in the caller's transaction (see :meth:`Database.write`), with the
+    rows ``prepared`` for them if given."""
     if not plans:
         return
-    expired = [row for p in plans for row in p.expired]
-    if expired:  # the failed events of expired mail repeat each recipient's last reply
-        _fill_last_replies(session, plans)
-        update_many(session, _EXPIRE_RECIPIENT, expired)
-    update_many(session, _UPDATE_RECIPIENT, [row for p in plans for row in p.recipients])
-    update_many(session, _UPDATE_MESSAGE, [p.message for p in plans])
-    insert_many(session, table_of(Event), [row for p in plans for row in p.events])
+    if prepared is None:
+        if any(p.expired for p in plans):  # their failed events repeat the last replies
+            _fill_last_replies(session, plans)
+        prepared = OutcomeWrites(_batches(session.get_bind().dialect, plans))
+    for batch in prepared.batches:
+        batch.run(session)
     for p in plans:
         for address, reply in p.bounced:
             add_suppressed(session, p.account_id, address, SuppressionReason.HARD_BOUNCE, reply)
+
+
+def _batches(dialect: Dialect, plans: Sequence[OutcomePlan]) -> tuple[Batch, ...]:
+    return (
+        update_batch(dialect, _EXPIRE_RECIPIENT, [row for p in plans for row in p.expired]),
+        update_batch(dialect, _UPDATE_RECIPIENT, [row for p in plans for row in p.recipients]),
+        update_batch(dialect, _UPDATE_MESSAGE, [p.message for p in plans]),
+        insert_batch(dialect, table_of(Event), [row for p in plans for row in p.events]),
+    )
 
 
 def _fill_last_replies(session: Session, plans: Sequence[OutcomePlan]) -> None:

@@ -3,7 +3,7 @@
 Any number of workers (in ``mailgate serve``, or ``mailgate worker`` processes on other
 hosts) share the queue in the messages table. Mail accepted in the worker's own process
 skips claim and load: it arrives leased, in memory (:meth:`Worker.adopt`); mail accepted by
-another process on the same data directory arrives leased too, as ids to load
+another process on the same data directory arrives leased too, whole in a datagram
 (:meth:`Worker.adopt_leased`). A message is sent with no database session open; outcomes
 are recorded afterwards, many per transaction.
 """
@@ -30,7 +30,14 @@ from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.circuit import CircuitBreaker
-from mailgate.delivery.outcomes import Attempt, plan, write
+from mailgate.delivery.outcomes import (
+    Attempt,
+    OutcomePlan,
+    OutcomeWrites,
+    plan,
+    prepare_writes,
+    write,
+)
 from mailgate.delivery.per_recipient import send_per_recipient
 from mailgate.delivery.personalize import Personalizer, tracking_base
 from mailgate.delivery.queue import DeliveryJob, Lease, claim_due, give_back, load_jobs
@@ -60,6 +67,16 @@ HANDED_BACKLOG: Final = 20  # times worker_concurrency: ids handed over beyond i
 
 
 _RoutesKey = tuple[int, int | None]  # (account id, the provider the message names)
+
+
+@dataclass(frozen=True)
+class _Record:
+    """The writes of :meth:`Worker._record`, made ready before its transaction."""
+
+    now: datetime
+    plans: list[OutcomePlan]
+    writes: OutcomeWrites | None  # None: made in the transaction (see prepare_writes)
+    touched: tuple[int, ...]  # providers whose last_used_at is due to be written
 
 
 @dataclass(frozen=True)
@@ -148,16 +165,28 @@ class Worker:
         self._wake.set()
         return ()
 
-    def adopt_leased(self, owner: str, until: datetime, message_ids: Sequence[int]) -> None:
+    def adopt_leased(
+        self,
+        owner: str,
+        until: datetime,
+        message_ids: Sequence[int],
+        jobs: Sequence[DeliveryJob] = (),
+    ) -> None:
         """Take over mail another process committed leased to ``owner`` until ``until`` (see
-        :class:`~mailgate.delivery.coordination.DelivererHandoff`). Mail leased to a worker
-        this one replaced, or beyond what it can start before the lease ends, is given back
-        to the queue at once rather than left waiting for the lease to run out."""
+        :class:`~mailgate.delivery.coordination.DelivererHandoff`): ``jobs`` whole, and
+        ``message_ids`` to read from the table. Mail leased to a worker this one replaced,
+        or beyond what it can start before the lease ends, is given back to the queue at
+        once rather than left waiting for the lease to run out."""
         backlog = HANDED_BACKLOG * self.settings.worker_concurrency
-        room = max(0, backlog - len(self._handed_ids)) if owner == self.worker_id else 0
+        ours = owner == self.worker_id
+        room = max(0, backlog - len(self._handed) - len(self._handed_ids)) if ours else 0
+        taken = list(jobs[:room])
+        self._handed.extend(taken)
+        room -= len(taken)
         self._handed_ids.extend((message_id, until) for message_id in message_ids[:room])
-        if message_ids[room:]:
-            self._in_background(self._release(owner, message_ids[room:]))
+        refused = [job.message_id for job in jobs[len(taken) :]] + list(message_ids[room:])
+        if refused:
+            self._in_background(self._release(owner, refused))
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -425,13 +454,19 @@ class Worker:
     async def _record(self, items: Sequence[tuple[DeliveryJob, _Tried]]) -> list[None]:
         """Record the outcomes of many attempts in one transaction (group commit)."""
         now = utcnow()
+        plans = [plan(job, t.attempt, now=now, retry=self.retry) for job, t in items]
         used = {t.attempt.provider_id for _, t in items} - {None}
-        touched = sorted(p for p in used if p is not None and self._note_used(p))
+        record = _Record(  # made here: the write lock is held for the writes alone
+            now=now,
+            plans=plans,
+            writes=prepare_writes(self.database.dialect, plans),
+            touched=tuple(sorted(p for p in used if p is not None and self._note_used(p))),
+        )
         # Not waited onto the disk: lost in a power cut, an attempt is made again (the message
         # may arrive twice, as after any crash mid-delivery: at least once, never lost).
         # Accepted mail itself is always synced.
         kept = await self.database.write(
-            partial(self._write_outcomes, items, now, touched), durable=False
+            partial(self._write_outcomes, items, record), durable=False
         )
         if any(t.attempt.given_back for _, t in kept):
             self.nudge_deliverer()
@@ -440,8 +475,7 @@ class Worker:
     def _write_outcomes(
         self,
         items: Sequence[tuple[DeliveryJob, _Tried]],
-        now: datetime,
-        touched: Sequence[int],
+        record: _Record,
         session: Session,
     ) -> list[tuple[DeliveryJob, _Tried]]:
         """The transaction of :meth:`_record`; the attempts it recorded."""
@@ -449,20 +483,22 @@ class Worker:
         ids = [job.message_id for job, _ in items]
         still_ours = set(session.execute(ours, {"ids": ids, "owner": self.worker_id}).scalars())
         # a job whose lease ran out (and someone else may hold now) is left alone
-        kept = [(job, t) for job, t in items if job.message_id in still_ours]
-        plans = [plan(job, t.attempt, now=now, retry=self.retry) for job, t in kept]
-        write(session, plans, now=now)
-        for provider_id in touched:
+        kept = [i for i, (job, _) in enumerate(items) if job.message_id in still_ours]
+        if len(kept) == len(items):
+            write(session, record.plans, now=record.now, prepared=record.writes)
+        else:  # the rows made ready are not all ours to write
+            write(session, [record.plans[i] for i in kept], now=record.now)
+        for provider_id in record.touched:
             session.execute(
                 update(Provider)
                 .where(Provider.id == provider_id)
                 # keep updated_at: it says when the settings last changed
-                .values(last_used_at=now, updated_at=Provider.updated_at)
+                .values(last_used_at=record.now, updated_at=Provider.updated_at)
                 .execution_options(synchronize_session=False)
             )
-        for _, tried in kept:
-            _note_circuits(session, tried)
-        return kept
+        for i in kept:
+            _note_circuits(session, items[i][1])
+        return [items[i] for i in kept]
 
     def _note_used(self, provider_id: int) -> bool:
         """Whether to write ``last_used_at`` now: at most every few seconds per provider, so

@@ -7,7 +7,6 @@ survive a crash.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from email.utils import formataddr, quote
 from functools import partial
 from typing import Any, Final
 
-from sqlalchemy import bindparam, func, inspect, select, update
+from sqlalchemy import Table, bindparam, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -35,7 +34,7 @@ from mailgate.i18n import N_
 from mailgate.services.providers import provider_by_ref
 from mailgate.services.suppressions import suppressed_among
 from mailgate.services.tracking import TrackingChoice, account_defaults, resolve
-from mailgate.store.bulk import insert_many
+from mailgate.store.bulk import Batch, insert_batch
 from mailgate.store.db import Database
 from mailgate.store.group_commit import GroupCommit
 from mailgate.store.models import (
@@ -47,6 +46,7 @@ from mailgate.store.models import (
     MessageTag,
     as_loaded,
     table_of,
+    time_ordered_token,
     utcnow,
 )
 
@@ -56,17 +56,21 @@ __all__ = [
     "Accepted",
     "MessageDetail",
     "MessagePage",
+    "PreparedAccept",
     "Submission",
     "accept",
     "accept_groups",
+    "accepted_of",
     "cancel_message",
     "get_message",
     "list_messages",
     "message_of",
+    "prepare_accept",
     "recipients_of",
     "submission_from_draft",
     "submission_from_raw",
     "submission_from_smtp",
+    "write_accepted",
 ]
 
 PUBLIC_ID_PREFIX: Final = "msg_"
@@ -281,11 +285,46 @@ def accept_groups(
 ) -> tuple[list[list[Accepted]], list[DeliveryJob]]:
     """Write the submissions of several callers (account id, submissions) in the caller's
     transaction (see :meth:`Database.write`): one statement per table for all of them, so
-    one commit (one fsync) answers them all.
+    one commit (one fsync) answers them all. The answers to each caller, in order, and the
+    jobs of the mail leased (see :func:`prepare_accept`).
 
-    With a ``lease``, up to ``lease.limit`` of the messages due now are inserted already
-    leased to its owner and returned as jobs, to be handed to that worker in memory once
-    the transaction has committed."""
+    :class:`AcceptBatcher` does the same with the reads and the making of the rows in a
+    transaction of their own, before the writes (:meth:`Database.prepare_and_write`)."""
+    prepared = prepare_accept(session, groups=groups, settings=settings, lease=lease)
+    return accepted_of(prepared, write_accepted(session, prepared))
+
+
+@dataclass(frozen=True)
+class PreparedAccept:
+    """What accepting a group writes, every row ready for the driver (:func:`prepare_accept`).
+
+    The rows of the other tables name their message by its public id until
+    :func:`write_accepted` knows the ids the database gave."""
+
+    pending: list[_Pending]
+    sizes: tuple[int, ...]  # submissions per caller, in order
+    now: datetime
+    messages: Batch
+    children: tuple[Batch, ...]  # contents, tags, recipients, events
+
+
+def prepare_accept(
+    session: Session,
+    *,
+    groups: Sequence[tuple[int, Sequence[Submission]]],
+    settings: Settings,
+    lease: Lease | None = None,
+) -> PreparedAccept:
+    """Look up what accepting the submissions depends on (suppressed recipients, the
+    accounts' tracking defaults, the providers named) and make every row; writes nothing.
+
+    With a ``lease``, up to ``lease.limit`` of the messages due now are to be inserted
+    already leased to its owner and returned as jobs (:func:`accepted_of`), to be handed to
+    that worker in memory once the transaction has committed.
+
+    Run in a transaction of its own, before the writing one, it sees what was committed
+    before the callers' requests arrived, as one transaction would: a suppression added
+    meanwhile was added after the mail was accepted."""
     now = utcnow()
     expiry = timedelta(hours=settings.message_expiry_hours)
     wanted: dict[int, set[str]] = {}
@@ -317,7 +356,7 @@ def accept_groups(
                 leases_left -= 1
             engagement = resolve(submission.tracking, engagement_defaults[account_id])
             row: dict[str, Any] = {  # by attribute name (``meta``: the column ``metadata``)
-                "public_id": PUBLIC_ID_PREFIX + secrets.token_hex(12),
+                "public_id": PUBLIC_ID_PREFIX + time_ordered_token(),
                 "account_id": account_id,
                 "status": status.value,
                 "provider_id": providers.get(submission.provider_ref or ""),
@@ -344,21 +383,55 @@ def accept_groups(
                 "purged_at": None,
             }
             pending.append(_Pending(row, submission, refused))
-    _insert(session, pending, now)
+    dialect = session.get_bind().dialect
+    return PreparedAccept(
+        pending=pending,
+        sizes=tuple(len(submissions) for _, submissions in groups),
+        now=now,
+        messages=insert_batch(
+            dialect,
+            _MESSAGES,
+            [{column: p.row[attr] for column, attr in _MESSAGE_FIELDS} for p in pending],
+        ),
+        children=tuple(
+            insert_batch(dialect, table, rows, keyed=("message_id",))
+            for table, rows in _children(pending, now)
+        ),
+    )
+
+
+def write_accepted(session: Session, prepared: PreparedAccept) -> dict[str, int]:
+    """Insert the prepared rows in the caller's transaction; the new messages' ids by their
+    public ids. Nothing here but the driver's work and the ids' lookup: on SQLite this is
+    all the write lock is held for."""
+    prepared.messages.run(session)
+    public_ids = [p.row["public_id"] for p in prepared.pending]
+    found = session.execute(_IDS_OF, {"public_ids": public_ids})
+    ids: dict[str, int] = {public_id: id_ for public_id, id_ in found}
+    for batch in prepared.children:
+        batch.keyed("message_id", ids).run(session)
+    return ids
+
+
+def accepted_of(
+    prepared: PreparedAccept, ids: Mapping[str, int]
+) -> tuple[list[list[Accepted]], list[DeliveryJob]]:
+    """The answer to each caller, in order, and the jobs of the mail leased."""
+    now = prepared.now
     # Answered from, never added to a session: built without the unit of work's bookkeeping.
     accepted = [
         Accepted(
-            message=as_loaded(Message, p.row),
+            message=as_loaded(Message, {**p.row, "id": ids[p.row["public_id"]]}),
             accepted=tuple(a for a, _ in p.submission.recipients if a not in p.refused),
             rejected=p.refused,
         )
-        for p in pending
+        for p in prepared.pending
     ]
     answers: list[list[Accepted]] = []
     start = 0
-    for _, submissions in groups:
-        answers.append(accepted[start : start + len(submissions)])
-        start += len(submissions)
+    for size in prepared.sizes:
+        answers.append(accepted[start : start + size])
+        start += size
     jobs = [
         DeliveryJob(
             message_id=a.message.id,
@@ -374,7 +447,7 @@ def accept_groups(
             lease_expires_at=a.message.lease_expires_at or now,
             engagement=engagement_of(a.message),
         )
-        for p, a in zip(pending, accepted, strict=True)
+        for p, a in zip(prepared.pending, accepted, strict=True)
         if a.message.lease_owner is not None
     ]
     return answers, jobs
@@ -382,7 +455,7 @@ def accept_groups(
 
 @dataclass(frozen=True)
 class _Pending:
-    row: dict[str, Any]  # the message's values by attribute; ``id`` once inserted
+    row: dict[str, Any]  # the message's values by attribute, but its id
     submission: Submission
     refused: tuple[str, ...]
 
@@ -402,24 +475,17 @@ _IDS_OF: Final = select(_MESSAGES.c.public_id, _MESSAGES.c.id).where(
 )
 
 
-def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> None:
-    """Every row of every message: one ``executemany`` per table (see
-    :mod:`mailgate.store.bulk`), then the new messages' ids by their public ids."""
-    insert_many(
-        session,
-        _MESSAGES,
-        [{column: p.row[attr] for column, attr in _MESSAGE_FIELDS} for p in pending],
-    )
-    public_ids = [p.row["public_id"] for p in pending]
-    found = session.execute(_IDS_OF, {"public_ids": public_ids})
-    ids: dict[str, int] = {public_id: id_ for public_id, id_ in found}
+def _children(
+    pending: Sequence[_Pending], now: datetime
+) -> list[tuple[Table, list[dict[str, object]]]]:
+    """The rows of the other tables, each naming its message by public id."""
     contents: list[dict[str, object]] = []
     tags: list[dict[str, object]] = []
     recipients: list[dict[str, object]] = []
     events: list[dict[str, object]] = []
     for p in pending:
         row = p.row
-        message_id = row["id"] = ids[row["public_id"]]
+        message_id = row["public_id"]
         contents.append({"message_id": message_id, "raw": p.submission.built.raw})
         tags += [{"message_id": message_id, "tag": tag} for tag in dict.fromkeys(row["tags"])]
         for address, kind in p.submission.recipients:
@@ -440,13 +506,12 @@ def _insert(session: Session, pending: Sequence[_Pending], now: datetime) -> Non
             if refused:
                 events.append(_event(row, EventType.REJECT, now, address, "suppressed"))
         events.append(_event(row, EventType.PROCESSED, now))
-    for table, rows in (
+    return [
         (table_of(MessageContent), contents),
         (table_of(MessageTag), tags),
         (table_of(MessageRecipient), recipients),
         (table_of(Event), events),
-    ):
-        insert_many(session, table, rows)
+    ]
 
 
 def _event(
@@ -458,7 +523,7 @@ def _event(
 ) -> dict[str, object]:
     return {
         "account_id": row["account_id"],
-        "message_id": row["id"],
+        "message_id": row["public_id"],  # the id, once known (see write_accepted)
         "type": kind.value,
         "recipient": recipient,
         "provider_id": None,
@@ -615,6 +680,9 @@ async def cancel_message(*, session: AsyncSession, account_id: int, public_id: s
     return message
 
 
+_Group = tuple[int, Sequence[Submission]]  # one caller's: account id, submissions
+
+
 class AcceptBatcher:
     """Group commit of accepted mail (:class:`~mailgate.store.group_commit.GroupCommit`):
     concurrent callers share one transaction and one fsync; each is answered only once the
@@ -638,20 +706,21 @@ class AcceptBatcher:
         self.settings = settings
         self.handoff = handoff
         self.wake: Callable[[], None] = lambda: None  # set by the node once delivery is wired
-        self._group: GroupCommit[tuple[int, Sequence[Submission]], list[Accepted]] = GroupCommit(
+        self._group: GroupCommit[_Group, list[Accepted]] = GroupCommit(
             self._commit, max_batch=max_batch, isolate=MailgateError
         )
 
     async def accept(self, account_id: int, submissions: Sequence[Submission]) -> list[Accepted]:
         return await self._group.submit((account_id, submissions))
 
-    async def _commit(
-        self, groups: Sequence[tuple[int, Sequence[Submission]]]
-    ) -> list[list[Accepted]]:
+    async def _commit(self, groups: Sequence[_Group]) -> list[list[Accepted]]:
         lease = self.handoff.lease() if self.handoff is not None else None
-        answers, jobs = await self.database.write(
-            partial(accept_groups, groups=groups, settings=self.settings, lease=lease)
+        # The reads and the rows first: the write lock is held for the writes alone.
+        prepared, ids = await self.database.prepare_and_write(
+            partial(prepare_accept, groups=groups, settings=self.settings, lease=lease),
+            write_accepted,
         )
+        answers, jobs = accepted_of(prepared, ids)
         taken = len(jobs)
         if jobs and self.handoff is not None and lease is not None:
             refused = self.handoff.adopt(jobs)

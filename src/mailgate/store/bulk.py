@@ -8,11 +8,15 @@ of the writer's time. Here the statement is compiled once per dialect, each row 
 tuple in the compiled order, the column types' own bind processors convert the values (so
 what is stored is exactly what SQLAlchemy would store), and a value the rows share (the one
 ``now`` of a transaction) is converted once.
+
+The rows can be made ready before the transaction (:func:`insert_batch`, :func:`update_batch`)
+and written in it (:meth:`Batch.run`): on SQLite the write lock, which every process on the
+data directory shares, is then held for the driver's work alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
-__all__ = ["dialect_insert", "insert_many", "update_many"]
+__all__ = ["Batch", "dialect_insert", "insert_batch", "insert_many", "update_batch", "update_many"]
 
 _Processor = Callable[[Any], Any] | None
 _NO_CONSTANT: Any = object()
@@ -37,55 +41,112 @@ class _Compiled:
 
 
 _compiled: dict[tuple[str, Hashable], _Compiled] = {}
+_NOTHING = _Compiled("", (), (), ())  # the statement of a batch without rows: never run
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of one statement, converted for the driver of one dialect."""
+
+    dialect: str
+    compiled: _Compiled
+    params: list[tuple[Any, ...]]
+
+    def run(self, session: Session) -> None:
+        """Execute every row in the session's transaction."""
+        if not self.params:
+            return
+        connection = session.connection()
+        assert connection.dialect.name == self.dialect, "a batch runs in its own dialect"
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(self.compiled.sql, self.params)
+        finally:
+            cursor.close()
+
+    def keyed(self, name: str, keys: Mapping[Any, Any]) -> Batch:
+        """The batch with each value of parameter ``name`` replaced by ``keys[value]`` (then
+        converted): rows made ready before the values they refer to exist (the id the
+        database gives a new row) name them by something known (its public id)."""
+        if not self.params:
+            return self
+        at = self.compiled.names.index(name)
+        process = self.compiled.processors[at] or (lambda value: value)
+        return Batch(
+            self.dialect,
+            self.compiled,
+            [(*row[:at], process(keys[row[at]]), *row[at + 1 :]) for row in self.params],
+        )
+
+
+def insert_batch(
+    dialect: Dialect,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keyed: Collection[str] = (),
+) -> Batch:
+    """``rows`` (by column name, the same names in every row) to insert into ``table``.
+    ``keyed``: columns whose values are keys for :meth:`Batch.keyed` to replace (not
+    converted until then)."""
+    columns = tuple(rows[0]) if rows else ()
+    return _batch(
+        dialect,
+        (table, columns),
+        lambda: insert(table).compile(dialect=dialect, column_keys=list(columns)),
+        rows,
+        keyed,
+    )
+
+
+def update_batch(
+    dialect: Dialect, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]
+) -> Batch:
+    """``statement`` (its values given by named bind parameters) once per row."""
+    return _batch(dialect, statement, lambda: statement.compile(dialect=dialect), rows)
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (by column name, the same names in every row) into ``table``."""
-    if not rows:
-        return
-    columns = tuple(rows[0])
-    _execute_many(
-        session,
-        (table, columns),
-        lambda dialect: insert(table).compile(dialect=dialect, column_keys=list(columns)),
-        rows,
-    )
+    if rows:
+        insert_batch(_dialect(session), table, rows).run(session)
 
 
 def update_many(session: Session, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
     """Run ``statement`` (its values given by named bind parameters) once per row."""
     if rows:
-        _execute_many(session, statement, lambda dialect: statement.compile(dialect=dialect), rows)
+        update_batch(_dialect(session), statement, rows).run(session)
 
 
-def _execute_many(
-    session: Session,
+def _dialect(session: Session) -> Dialect:
+    return session.get_bind().dialect
+
+
+def _batch(
+    dialect: Dialect,
     key: Hashable,
-    compile_for: Callable[[Dialect], Any],
+    compile_statement: Callable[[], Any],
     rows: Sequence[Mapping[str, Any]],
-) -> None:
-    connection = session.connection()
-    dialect = connection.dialect
+    keyed: Collection[str] = (),
+) -> Batch:
+    if not rows:
+        return Batch(dialect.name, _NOTHING, [])
     found = _compiled.get((dialect.name, key))
     if found is None:
-        found = _compiled[(dialect.name, key)] = _compile(compile_for(dialect), dialect)
+        found = _compiled[(dialect.name, key)] = _compile(compile_statement(), dialect)
     first = rows[0]
     columns = [
         _converted(
             [row[name] for row in rows]
             if name in first or constant is _NO_CONSTANT
             else [constant] * len(rows),
-            process,
+            None if name in keyed else process,
         )
         for name, process, constant in zip(
             found.names, found.processors, found.constants, strict=True
         )
     ]
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(found.sql, list(zip(*columns, strict=True)))
-    finally:
-        cursor.close()
+    return Batch(dialect.name, found, list(zip(*columns, strict=True)))
 
 
 def _compile(compiled: Any, dialect: Dialect) -> _Compiled:

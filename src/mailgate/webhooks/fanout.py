@@ -15,7 +15,6 @@ the others skip the pass.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from mailgate.store.models import (
     WebhookDelivery,
     WebhookFanoutCursor,
     table_of,
+    time_ordered_token,
 )
 from mailgate.webhooks.payloads import EventFacts, build_payload
 
@@ -174,7 +174,7 @@ def _deliveries(
     facts = _facts(session, {event.id: event for event, _ in matches}.values())
     return [
         {
-            "public_id": DELIVERY_PREFIX + secrets.token_hex(12),
+            "public_id": DELIVERY_PREFIX + time_ordered_token(),
             "webhook_id": hook.id,
             "event_id": event.id,
             "message_id": event.message_id,
