@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
+from limits import RateLimitItem, WindowStats, parse, strategies
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
+from limits.storage import MemoryStorage, storage_from_string
 
 from mailgate.errors import RateLimited
 
@@ -25,20 +25,50 @@ class RateState:
     reset_at: int  # unix seconds
 
 
+class _Memory(MemoryStorage):
+    """``limits``' synchronous memory storage, dropping expired entries inline, at most once
+    a second. Stock, it starts a timer thread to drop them 10 ms after a hit whenever none
+    is waiting: under load, a hundred threads a second (about 100 us of CPU per request at
+    a thousand requests a second, measured; the asyncio storage, a task and a hop to a
+    thread per hit, cost twice that)."""
+
+    _next_expiry = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # the hook its methods call
+        now = time.monotonic()
+        if now >= self._next_expiry:
+            self._next_expiry = now + 1.0
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+class _InMemory:
+    """The moving window in this process's memory (:class:`_Memory`), with the interface of
+    ``limits.aio``'s limiter."""
+
+    def __init__(self) -> None:
+        self._limiter = strategies.MovingWindowRateLimiter(_Memory())
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return self._limiter.hit(item, *identifiers)
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        return self._limiter.get_window_stats(item, *identifiers)
+
+
 class KeyRateLimiter:
     def __init__(
         self, rate: str, redis_url: str | None = None, namespace: str = "mailgate"
     ) -> None:
         self.item: RateLimitItem = parse(rate)
-        storage: Storage
+        self.storage: Storage | None = None  # Redis, shared by the nodes
+        self._limiter: MovingWindowRateLimiter | _InMemory
         if redis_url:
             uri = f"async+{redis_url}"
             found = storage_from_string(uri, implementation="redispy", key_prefix=namespace)
-            storage = cast(Storage, found)
+            self.storage = cast(Storage, found)
+            self._limiter = MovingWindowRateLimiter(self.storage)
         else:
-            storage = MemoryStorage()
-        self.storage = storage
-        self._limiter = MovingWindowRateLimiter(storage)
+            self._limiter = _InMemory()
 
     async def hit(self, *identifiers: str) -> RateState:
         """Count one request; raise RateLimited when the window is full."""
