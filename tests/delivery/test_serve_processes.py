@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mailgate.delivery.coordination import (
     MAX_DATAGRAM,
     DelivererHandoff,
     DeliveryLock,
+    Handed,
     WakeListener,
     WakeSender,
     handoff_datagrams,
@@ -44,20 +44,14 @@ class _Heard:
 
     def __init__(self) -> None:
         self.woken = asyncio.Event()
-        self.handed: list[tuple[str, datetime, list[int], list[DeliveryJob]]] = []
+        self.handed: list[Handed] = []
         self.got_handoff = asyncio.Event()
 
     def wake(self) -> None:
         self.woken.set()
 
-    def adopt_leased(
-        self,
-        owner: str,
-        until: datetime,
-        message_ids: Sequence[int],
-        jobs: Sequence[DeliveryJob] = (),
-    ) -> None:
-        self.handed.append((owner, until, list(message_ids), list(jobs)))
+    def adopt_leased(self, handed: Handed) -> None:
+        self.handed.append(handed)
         self.got_handoff.set()
 
 
@@ -133,7 +127,7 @@ async def test_a_handoff_names_the_deliverer_from_the_lock_file_and_sends_the_ma
         jobs = [_job(i, until) for i in (11, 12, 13)]
         assert handoff.adopt(jobs) == ()
         await asyncio.wait_for(heard.got_handoff.wait(), 5)
-        assert heard.handed == [("host:1:aa", until, [], jobs)]
+        assert heard.handed == [Handed("host:1:aa", until, jobs, [])]
         assert (tmp_path / "delivery.sock").stat().st_mode & 0o777 == 0o600
         lock.announce("host:2:bb")  # a new deliverer took over: read again
         assert handoff.lease() == Lease("host:2:bb", 30, 7)

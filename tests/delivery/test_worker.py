@@ -16,6 +16,7 @@ from mailgate.delivery.coordination import (
     MAX_DATAGRAM,
     DelivererHandoff,
     DeliveryLock,
+    Handed,
     WakeListener,
     WakeSender,
 )
@@ -441,7 +442,8 @@ async def test_mail_leased_to_a_worker_that_was_replaced_is_given_back(
         ids = await _accept_handed_to(b, gone, 2)
         message_ids = [(await b.message(public_id)).id for public_id in ids]
         deliverer = b.worker()
-        deliverer.adopt_leased(gone.worker_id, utcnow() + timedelta(minutes=5), message_ids)
+        until = utcnow() + timedelta(minutes=5)
+        deliverer.adopt_leased(Handed(gone.worker_id, until, [], message_ids))
         for _ in range(100):
             if await _leases(b, ids) == [("queued", None, 0)] * 2:
                 break

@@ -93,20 +93,6 @@ class DeliveryLock:
             self._file = None
 
 
-class Receiver(Protocol):
-    """The delivering worker, as the listener sees it."""
-
-    def wake(self) -> None: ...
-
-    def adopt_leased(
-        self,
-        owner: str,
-        until: datetime,
-        message_ids: Sequence[int],
-        jobs: Sequence[DeliveryJob] = (),
-    ) -> None: ...
-
-
 @dataclass(frozen=True)
 class Handed:
     """What a handoff datagram carries: mail leased to ``owner`` until ``until``."""
@@ -115,6 +101,14 @@ class Handed:
     until: datetime
     jobs: list[DeliveryJob]  # whole
     message_ids: list[int]  # to be read from the table
+
+
+class Receiver(Protocol):
+    """The delivering worker, as the listener sees it."""
+
+    def wake(self) -> None: ...
+
+    def adopt_leased(self, handed: Handed) -> None: ...
 
 
 def handoff_datagrams(
@@ -248,7 +242,7 @@ class _Wake(asyncio.DatagramProtocol):
             log.warning("an unreadable handoff", error=repr(exc)[:200])  # processes can
             self._receiver.wake()  # send, as the data directory's owner): look
             return
-        self._receiver.adopt_leased(handed.owner, handed.until, handed.message_ids, handed.jobs)
+        self._receiver.adopt_leased(handed)
 
 
 class WakeListener:

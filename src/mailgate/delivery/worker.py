@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from mailgate.config import Settings
 from mailgate.delivery.circuit import CircuitBreaker
+from mailgate.delivery.coordination import Handed
 from mailgate.delivery.outcomes import (
     Attempt,
     OutcomePlan,
@@ -165,28 +166,23 @@ class Worker:
         self._wake.set()
         return ()
 
-    def adopt_leased(
-        self,
-        owner: str,
-        until: datetime,
-        message_ids: Sequence[int],
-        jobs: Sequence[DeliveryJob] = (),
-    ) -> None:
-        """Take over mail another process committed leased to ``owner`` until ``until`` (see
-        :class:`~mailgate.delivery.coordination.DelivererHandoff`): ``jobs`` whole, and
-        ``message_ids`` to read from the table. Mail leased to a worker this one replaced,
-        or beyond what it can start before the lease ends, is given back to the queue at
-        once rather than left waiting for the lease to run out."""
+    def adopt_leased(self, handed: Handed) -> None:
+        """Take over mail another process committed leased to ``handed.owner`` (see
+        :class:`~mailgate.delivery.coordination.DelivererHandoff`): its jobs whole, and the
+        messages named by id to read from the table. Mail leased to a worker this one
+        replaced, or beyond what it can start before the lease ends, is given back to the
+        queue at once rather than left waiting for the lease to run out."""
         backlog = HANDED_BACKLOG * self.settings.worker_concurrency
-        ours = owner == self.worker_id
+        ours = handed.owner == self.worker_id
         room = max(0, backlog - len(self._handed) - len(self._handed_ids)) if ours else 0
-        taken = list(jobs[:room])
-        self._handed.extend(taken)
-        room -= len(taken)
-        self._handed_ids.extend((message_id, until) for message_id in message_ids[:room])
-        refused = [job.message_id for job in jobs[len(taken) :]] + list(message_ids[room:])
+        jobs, message_ids = handed.jobs, handed.message_ids
+        self._handed.extend(jobs[:room])
+        refused = [job.message_id for job in jobs[room:]]
+        room = max(0, room - len(jobs))
+        self._handed_ids.extend((message_id, handed.until) for message_id in message_ids[:room])
+        refused += message_ids[room:]
         if refused:
-            self._in_background(self._release(owner, refused))
+            self._in_background(self._release(handed.owner, refused))
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:

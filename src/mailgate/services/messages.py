@@ -322,9 +322,10 @@ def prepare_accept(
     already leased to its owner and returned as jobs (:func:`accepted_of`), to be handed to
     that worker in memory once the transaction has committed.
 
-    Run in a transaction of its own, before the writing one, it sees what was committed
-    before the callers' requests arrived, as one transaction would: a suppression added
-    meanwhile was added after the mail was accepted."""
+    On SQLite it runs in a transaction of its own, before the writing one
+    (:meth:`Database.prepare_and_write`): it sees what was committed before the callers'
+    requests arrived, as one transaction would, and a suppression added in between counts
+    as added after the mail was accepted."""
     now = utcnow()
     expiry = timedelta(hours=settings.message_expiry_hours)
     wanted: dict[int, set[str]] = {}
