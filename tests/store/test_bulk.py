@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from mailgate.delivery.outcomes import _UPDATE_MESSAGE
-from mailgate.store.bulk import insert_many, update_many
+from mailgate.store.bulk import insert_batch, update_batch
 from mailgate.store.db import Database
 from mailgate.store.models import Account, Message, table_of
 
@@ -66,7 +66,8 @@ async def test_bulk_writes_store_what_sqlalchemy_stores(fresh_database_url: str)
             session.add(account)
             session.flush()
             session.execute(insert(table_of(Message)), [_message("msg_core", account.id)])
-            insert_many(session, table_of(Message), [_message("msg_bulk", account.id)])
+            rows = [_message("msg_bulk", account.id)]
+            insert_batch(database.dialect, table_of(Message), rows).run(session)
             return _stored(session, "msg_core"), _stored(session, "msg_bulk")
 
         core, bulk = await database.write(write_both)
@@ -76,7 +77,7 @@ async def test_bulk_writes_store_what_sqlalchemy_stores(fresh_database_url: str)
             account_id = session.execute(select(Account.id)).scalar_one()
             row = _message("msg_partial", account_id)
             del row["created_at"]  # SQLAlchemy would call its default; bulk refuses instead
-            insert_many(session, table_of(Message), [row])
+            insert_batch(database.dialect, table_of(Message), [row]).run(session)
 
         with pytest.raises(KeyError, match="created_at"):
             await database.write(without_a_computed_column)
@@ -96,7 +97,7 @@ async def test_bulk_writes_store_what_sqlalchemy_stores(fresh_database_url: str)
                 }
 
             session.execute(_UPDATE_MESSAGE, [change("msg_core")])
-            update_many(session, _UPDATE_MESSAGE, [change("msg_bulk")])
+            update_batch(database.dialect, _UPDATE_MESSAGE, [change("msg_bulk")]).run(session)
             return _stored(session, "msg_core"), _stored(session, "msg_bulk")
 
         core, bulk = await database.write(update_both)

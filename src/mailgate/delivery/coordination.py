@@ -134,19 +134,19 @@ def handoff_datagrams(
         carried, whole, by_id, raws, size = [], [], [], [], 0
 
     for job in jobs:
-        fields: list[object] | None = _fields(job)
         # its MIME, and a generous allowance for its header entry
         cost = len(job.raw) + 200 + len(job.envelope_from) + sum(map(len, job.recipients))
-        if cost > MAX_DATAGRAM // 2:  # the worker reads it from the table
-            cost, fields = 16, None
+        whole_job = cost <= MAX_DATAGRAM // 2  # else the worker reads it from the table
+        if not whole_job:
+            cost = 16
         if size + cost > MAX_DATAGRAM - 200:
             flush()
         carried.append(job)
-        if fields is None:
-            by_id.append(job.message_id)
-        else:
-            whole.append(fields)
+        if whole_job:
+            whole.append(_fields(job))
             raws.append(job.raw)
+        else:
+            by_id.append(job.message_id)
         size += cost
     flush()
     return datagrams
@@ -238,9 +238,9 @@ class _Wake(asyncio.DatagramProtocol):
             return
         try:
             handed = read_handoff(data)
-        except ValueError as exc:  # not ours (only this host's
-            log.warning("an unreadable handoff", error=repr(exc)[:200])  # processes can
-            self._receiver.wake()  # send, as the data directory's owner): look
+        except ValueError as exc:  # not ours to read (only the data directory's owner can
+            log.warning("an unreadable handoff", error=repr(exc)[:200])  # send): look instead
+            self._receiver.wake()
             return
         self._receiver.adopt_leased(handed)
 

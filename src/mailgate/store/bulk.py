@@ -9,7 +9,7 @@ tuple in the compiled order, the column types' own bind processors convert the v
 what is stored is exactly what SQLAlchemy would store), and a value the rows share (the one
 ``now`` of a transaction) is converted once.
 
-The rows can be made ready before the transaction (:func:`insert_batch`, :func:`update_batch`)
+The rows are made ready before the transaction (:func:`insert_batch`, :func:`update_batch`)
 and written in it (:meth:`Batch.run`): on SQLite the write lock, which every process on the
 data directory shares, is then held for the driver's work alone.
 """
@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
-__all__ = ["Batch", "dialect_insert", "insert_batch", "insert_many", "update_batch", "update_many"]
+__all__ = ["Batch", "dialect_insert", "insert_batch", "update_batch"]
 
 _Processor = Callable[[Any], Any] | None
 _NO_CONSTANT: Any = object()
@@ -104,22 +104,6 @@ def update_batch(
 ) -> Batch:
     """``statement`` (its values given by named bind parameters) once per row."""
     return _batch(dialect, statement, lambda: statement.compile(dialect=dialect), rows)
-
-
-def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (by column name, the same names in every row) into ``table``."""
-    if rows:
-        insert_batch(_dialect(session), table, rows).run(session)
-
-
-def update_many(session: Session, statement: UpdateBase, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Run ``statement`` (its values given by named bind parameters) once per row."""
-    if rows:
-        update_batch(_dialect(session), statement, rows).run(session)
-
-
-def _dialect(session: Session) -> Dialect:
-    return session.get_bind().dialect
 
 
 def _batch(
