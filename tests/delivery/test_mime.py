@@ -438,6 +438,20 @@ def test_bad_addresses_are_refused(address: str) -> None:
     assert issues(error) == {"from.address": "invalid", "bcc.0.address": "invalid"}
 
 
+def test_a_mailbox_seen_before_is_checked_again_with_each_name() -> None:
+    """Usable mailboxes are remembered (most mail comes from a few senders): neither a bad
+    name beside a remembered address nor a bad address is let through, nor either hidden."""
+    first = parse(build_message(draft(sender=Mailbox("seen@example.com", "Seen"))).raw)
+    again = parse(build_message(draft(sender=Mailbox("seen@example.com", "Seen"))).raw)
+    assert first["From"] == again["From"] == "Seen <seen@example.com>"
+    with pytest.raises(Invalid) as error:
+        build_message(draft(sender=Mailbox("seen@example.com", "Seen\r\nBcc: x@example.org")))
+    assert issues(error) == {"from.name": "invalid"}
+    with pytest.raises(Invalid) as error:
+        build_message(draft(sender=Mailbox("seen@", "Seen\nBcc: x@example.org")))
+    assert issues(error) == {"from.name": "invalid", "from.address": "invalid"}
+
+
 @pytest.mark.parametrize(
     "name",
     ["X-Bad:Name", "X Bad", "X-Bad ", "", "X-日本", "X-Bad\r\nBcc", "X-Tab\t", "X-Bad:"],

@@ -251,12 +251,22 @@ def build_message(
 
 def _address(checks: _Checks, name: str, mailbox: Mailbox) -> _Address | None:
     display = mailbox.name or ""
-    name_ok = checks.text(f"{name}.name", display)
-    parts = _address_parts(mailbox.address)
-    if parts is None:
-        checks.add(f"{name}.address", M_ADDRESS)
+    found = _mailbox(display, mailbox.address)
+    if found is None:  # say what is wrong with it
+        checks.text(f"{name}.name", display)
+        if _address_parts(mailbox.address) is None:
+            checks.add(f"{name}.address", M_ADDRESS)
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _mailbox(display: str, address: str) -> _Address | None:
+    """The mailbox as the envelope and a header write it; None when either part is unusable.
+    Kept for the next message: most mail comes from a few senders (7 us a mailbox)."""
+    if _SURROGATE.search(display) or _UNSAFE_TEXT.search(display):
         return None
-    if not name_ok:
+    parts = _address_parts(address)
+    if parts is None:
         return None
     local, domain = parts
     envelope = f"{local}@{domain}"

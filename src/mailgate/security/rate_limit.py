@@ -46,13 +46,38 @@ class _InMemory:
     ``limits.aio``'s limiter."""
 
     def __init__(self) -> None:
-        self._limiter = strategies.MovingWindowRateLimiter(_Memory())
+        self._storage = _Memory()
+        self._limiter = strategies.MovingWindowRateLimiter(self._storage)
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         return self._limiter.hit(item, *identifiers)
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         return self._limiter.get_window_stats(item, *identifiers)
+
+    async def hit_and_stats(
+        self, item: RateLimitItem, *identifiers: str
+    ) -> tuple[bool, WindowStats]:
+        """:meth:`hit`, then :meth:`get_window_stats`, the key made once: the limiter's
+        two calls, each making it again, cost twice as much (every API request makes them)."""
+        key, expiry = item.key_for(*identifiers), item.get_expiry()
+        allowed = self._storage.acquire_entry(key, item.amount, expiry)
+        start, count = self._storage.get_moving_window(key, item.amount, expiry)
+        return allowed, WindowStats(start + expiry, item.amount - count)
+
+
+class _Shared:
+    """The moving window in Redis, shared by the nodes, with :class:`_InMemory`'s interface."""
+
+    def __init__(self, storage: Storage) -> None:
+        limiter = MovingWindowRateLimiter(storage)
+        self.hit, self.get_window_stats = limiter.hit, limiter.get_window_stats
+
+    async def hit_and_stats(
+        self, item: RateLimitItem, *identifiers: str
+    ) -> tuple[bool, WindowStats]:
+        allowed = await self.hit(item, *identifiers)
+        return allowed, await self.get_window_stats(item, *identifiers)
 
 
 class KeyRateLimiter:
@@ -61,12 +86,12 @@ class KeyRateLimiter:
     ) -> None:
         self.item: RateLimitItem = parse(rate)
         self.storage: Storage | None = None  # Redis, shared by the nodes
-        self._limiter: MovingWindowRateLimiter | _InMemory
+        self._limiter: _Shared | _InMemory
         if redis_url:
             uri = f"async+{redis_url}"
             found = storage_from_string(uri, implementation="redispy", key_prefix=namespace)
             self.storage = cast(Storage, found)
-            self._limiter = MovingWindowRateLimiter(self.storage)
+            self._limiter = _Shared(self.storage)
         else:
             self._limiter = _InMemory()
 
@@ -77,8 +102,7 @@ class KeyRateLimiter:
     async def hit_limit(self, item: RateLimitItem, *identifiers: str) -> RateState:
         """Like :meth:`hit`, against another limit (an endpoint's own, say) in the same
         storage; raise RateLimited when that window is full."""
-        allowed = await self._limiter.hit(item, *identifiers)
-        stats = await self._limiter.get_window_stats(item, *identifiers)
+        allowed, stats = await self._limiter.hit_and_stats(item, *identifiers)
         state = RateState(item.amount, stats.remaining, math.ceil(stats.reset_time))
         if not allowed:
             wait = math.ceil(stats.reset_time - time.time())

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import formataddr, quote
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Final
 
 from sqlalchemy import Table, bindparam, func, inspect, select, update
@@ -93,6 +93,7 @@ class Submission:
     tracking: TrackingChoice = field(default_factory=TrackingChoice)
 
 
+@lru_cache(maxsize=4096)  # most mail comes from a few senders
 def _from_header(sender: Mailbox) -> str:
     """The sender as stored for display: ``formataddr`` (RFC 2047 names), or, for an address
     that is not ASCII (SMTPUTF8), the name and address as they are."""
@@ -328,6 +329,9 @@ def prepare_accept(
     as added after the mail was accepted."""
     now = utcnow()
     expiry = timedelta(hours=settings.message_expiry_hours)
+    # One object for a value many rows share: the batch converts it once (store.bulk).
+    expires_now = now + expiry
+    until_now = now + timedelta(seconds=lease.seconds) if lease is not None else None
     wanted: dict[int, set[str]] = {}
     for account_id, submissions in groups:
         wanted.setdefault(account_id, set()).update(
@@ -353,7 +357,7 @@ def prepare_accept(
             due = submission.send_at if scheduled and submission.send_at else now
             owner, until = None, None
             if lease is not None and status is MessageStatus.QUEUED and leases_left > 0:
-                owner, until = lease.owner, now + timedelta(seconds=lease.seconds)
+                owner, until = lease.owner, until_now
                 leases_left -= 1
             engagement = resolve(submission.tracking, engagement_defaults[account_id])
             row: dict[str, Any] = {  # by attribute name (``meta``: the column ``metadata``)
@@ -373,7 +377,7 @@ def prepare_accept(
                 "attempts": 1 if owner is not None else 0,
                 "send_at": submission.send_at,
                 "due_at": due,
-                "expires_at": due + expiry,
+                "expires_at": expires_now if due is now else due + expiry,
                 "lease_owner": owner,
                 "lease_expires_at": until,
                 "track_opens": engagement.track_opens,
