@@ -12,8 +12,7 @@ import pytest
 from conftest import make_settings, new_tenant, serve
 from mailgate.errors import RateLimited
 from mailgate.security.rate_limit import KeyRateLimiter
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from redis_support import REDIS_URL, needs_redis
 
 
 def test_a_key_over_its_limit_gets_429_with_retry_after(
@@ -51,17 +50,7 @@ def test_a_key_over_its_limit_gets_429_with_retry_after(
             assert fresh.status_code == 200
 
 
-def _redis_reachable() -> bool:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception:  # unreachable for any reason: the test says why it skips
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _redis_reachable(), reason="Redis at 127.0.0.1:6379 is not reachable")
+@needs_redis
 def test_two_nodes_share_limits_through_redis() -> None:
     async def scenario() -> None:
         namespace = f"mailgate-test-{secrets.token_hex(6)}"

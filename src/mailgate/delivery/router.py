@@ -70,20 +70,19 @@ class QuotaGate:
         ]
 
     async def try_take(self, route: Route) -> bool:
-        """Count one message against every window of ``route``; False (nothing counted) when
-        any window is full."""
+        """Count one message against every window of ``route``; False when any window is
+        full. Every window is tested first, so nothing is counted for a provider at its cap.
+        Another node may take a window's last slot in between: the windows already counted
+        then keep their entries until those expire (a moving window cannot hand one back),
+        which keeps the provider under its quota for a while, never over it."""
         items = self._items(route)
         key = str(route.provider_id)
         for item in items:
             if not await self._limiter.test(item, "provider", key):
                 return False
-        taken: list[RateLimitItem] = []
         for item in items:
             if not await self._limiter.hit(item, "provider", key):
-                for done in taken:  # lost a race for the last slot: give the others back
-                    await self.storage.incr(done.key_for("provider", key), done.get_expiry(), -1)
                 return False
-            taken.append(item)
         return True
 
     async def close(self) -> None:
