@@ -33,7 +33,7 @@ def test_a_provider_gets_no_more_than_its_smallest_window_allows() -> None:
     async def scenario() -> None:
         gate = QuotaGate()
         busy = route(1, per_second=50, per_minute=3)
-        assert await takes([gate], busy, 10) == [True] * 3 + [False] * 7
+        assert (await takes([gate], busy, 10)).count(True) == 3
         assert await gate.try_take(route(2, per_minute=1))  # counted per provider
         assert await gate.try_take(route(3))  # no quota: never held back
 
